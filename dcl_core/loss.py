@@ -204,8 +204,10 @@ class DenseContrastiveLoss(nn.Module):
             if self.roi_selection == "first":
                 features, gt_masks = features[: self.max_rois], gt_masks[: self.max_rois]
             else:
-                keep = torch.randperm(r, generator=generator, device=features.device)
-                keep = keep[: self.max_rois]
+                # top-k of i.i.d. uniform keys = a uniform subset without replacement; unlike
+                # randperm it is guaranteed to stay on the device on every torch version.
+                keys = torch.rand(r, generator=generator, device=features.device)
+                keep = torch.topk(keys, self.max_rois).indices
                 features, gt_masks = features.index_select(0, keep), gt_masks.index_select(0, keep)
         r, c, h, w = features.shape
         self.last_num_rois = r

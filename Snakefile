@@ -1,0 +1,26 @@
+# Dense Contrastive Loss for Instance Segmentation (BMVC 2022): from data to paper tables.
+#   snakemake --cores all                 embedded scale (default): real data, CPU, minutes
+#   snakemake --cores all --config scale=paper --profile slurm     the paper's runs on a cluster
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    input:
+        f"{RESULTS}/tables/dcl_vs_baseline.md",
+        expand(f"{RESULTS}/{{run}}/seg_errors.json", run=RUNS),
+    default_target: True

@@ -1,0 +1,103 @@
+#!/usr/bin/env python
+"""Train or evaluate detectron2 Mask R-CNN with the dense contrastive loss.
+
+Like detectron2's ``tools/train_net.py`` (same flags, ``KEY VALUE`` overrides), plus:
+
+- ``--dataset NAME=ANNOTATIONS.json:IMAGE_ROOT`` registers COCO-format data given as paths
+  (checked before training starts); detectron2's built-in names (``coco_2017_train``,
+  ``cityscapes_fine_instance_seg_train``, ...) work as usual under ``$DETECTRON2_DATASETS``.
+- ``--predictions-out FILE`` with ``--eval-only`` writes COCO-format results for the first
+  ``DATASETS.TEST`` entry; scoring them is the evaluation step's job (``analysis.coco_eval``).
+- ``--resume`` continues from ``OUTPUT_DIR/last_checkpoint`` after an interruption.
+
+The authors' commands work unchanged, e.g.::
+
+    python train_net.py --num-gpus 4 --config-file configs/cityscapes/mask_rcnn_R_50_FPN.yaml \\
+        MODEL.ROI_HEADS.NAME ContrastRoIHeads MODEL.ROI_MASK_HEAD.NAME ContrastConvUpsampleHead
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from detectron2.checkpoint import DetectionCheckpointer
+from detectron2.config import get_cfg
+from detectron2.engine import DefaultTrainer, default_argument_parser, default_setup, launch
+from detectron2.evaluation import inference_on_dataset
+
+from dcl_detectron2 import add_dcl_config
+from dcl_detectron2.data import parse_dataset_arg, register_coco_dataset
+from dcl_detectron2.predictions import COCOResultsWriter
+
+
+class Trainer(DefaultTrainer):
+    """detectron2's trainer; evaluation only writes predictions (scored outside)."""
+
+    @classmethod
+    def build_evaluator(cls, cfg, dataset_name, output_folder=None):
+        folder = Path(output_folder or cfg.OUTPUT_DIR)
+        return COCOResultsWriter(dataset_name, folder / f"predictions_{dataset_name}.json")
+
+
+def setup(args):
+    from dcl_data import DatasetError
+
+    cfg = get_cfg()
+    add_dcl_config(cfg)
+    # Fail before any training with one line naming the key or file, not a traceback.
+    try:
+        cfg.merge_from_file(args.config_file)
+        cfg.merge_from_list(args.opts)
+    except (KeyError, FileNotFoundError) as e:
+        raise SystemExit(f"error: {args.config_file}: {e}") from None
+    num_classes = None
+    for spec in args.dataset:
+        try:
+            name, json_file, image_root = parse_dataset_arg(spec)
+            n = register_coco_dataset(name, json_file, image_root)
+        except (ValueError, DatasetError) as e:
+            raise SystemExit(f"error: {e}") from None
+        if name in cfg.DATASETS.TRAIN:
+            num_classes = n
+    if num_classes is not None:
+        cfg.MODEL.ROI_HEADS.NUM_CLASSES = num_classes
+    if not torch.cuda.is_available():
+        cfg.MODEL.DEVICE = "cpu"
+    cfg.freeze()
+    default_setup(cfg, args)
+    return cfg
+
+
+def main(args):
+    cfg = setup(args)
+    if args.eval_only:
+        model = Trainer.build_model(cfg)
+        DetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(
+            cfg.MODEL.WEIGHTS, resume=args.resume
+        )
+        if not cfg.DATASETS.TEST:
+            raise SystemExit("error: --eval-only needs DATASETS.TEST")
+        name = cfg.DATASETS.TEST[0]
+        out = Path(args.predictions_out or Path(cfg.OUTPUT_DIR) / f"predictions_{name}.json")
+        loader = Trainer.build_test_loader(cfg, name)
+        return inference_on_dataset(model, loader, COCOResultsWriter(name, out))
+    trainer = Trainer(cfg)
+    trainer.resume_or_load(resume=args.resume)
+    return trainer.train()
+
+
+def parse_args(argv=None):
+    parser = default_argument_parser()
+    parser.add_argument("--dataset", action="append", default=[], metavar="NAME=JSON:IMAGE_ROOT",
+                        help="register a COCO-format dataset (repeatable)")
+    parser.add_argument("--predictions-out", default=None,
+                        help="with --eval-only: where to write the COCO-format results JSON")
+    return parser.parse_args(argv)
+
+
+if __name__ == "__main__":
+    args = parse_args()
+    launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
+           dist_url=args.dist_url, args=(args,))

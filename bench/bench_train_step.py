@@ -1,0 +1,167 @@
+#!/usr/bin/env python
+"""Time a detectron2 Mask R-CNN training step with and without the dense contrastive loss.
+
+The model is built from a project config (random init), fed a fixed synthetic batch (images of
+the given size with elliptical instances as bit masks, boxes from the masks), and trained with
+SGD for ``--warmup`` then ``--iters`` timed steps; the median step time is reported for the
+baseline (``LOSS_WEIGHT 0``: no loss module) and for DCL (the config's lambda, K, tau), with
+peak memory: ``torch.cuda.max_memory_allocated`` on CUDA, the process's peak RSS on CPU (RSS is a
+high-water mark over the whole process, so the DCL run is measured in a fresh process).
+
+    python bench/bench_train_step.py --config baselines/detectron2/configs/embedded/mask_rcnn_R_18_FPN.yaml
+    python bench/bench_train_step.py --device cuda --size 1024 2048 --images 2 \
+        --config baselines/detectron2/configs/cityscapes/mask_rcnn_R_50_FPN.yaml
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def synthetic_batch(num_images: int, height: int, width: int, num_classes: int, device: str,
+                    instances_per_image: int = 8, seed: int = 0):
+    """Images ``[3, H, W]`` float32 in 0-255 with elliptical instances and their targets."""
+    from detectron2.structures import BitMasks, Boxes, Instances
+
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width]
+    batch = []
+    for _ in range(num_images):
+        image = rng.uniform(0, 255, size=(3, height, width)).astype(np.float32)
+        masks = []
+        for _ in range(instances_per_image):
+            cy, cx = rng.uniform(0.2, 0.8) * height, rng.uniform(0.2, 0.8) * width
+            ry, rx = rng.uniform(0.05, 0.2) * height, rng.uniform(0.05, 0.2) * width
+            m = ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1.0
+            image[:, m] = rng.uniform(0, 255, size=(3, 1))
+            masks.append(m)
+        masks_t = torch.from_numpy(np.stack(masks))
+        inst = Instances((height, width))
+        inst.gt_masks = BitMasks(masks_t)
+        inst.gt_boxes = Boxes(inst.gt_masks.get_bounding_boxes().tensor)
+        inst.gt_classes = torch.from_numpy(rng.integers(0, num_classes, instances_per_image))
+        batch.append({"image": torch.from_numpy(image), "height": height, "width": width,
+                      "instances": inst.to(device)})
+    return batch
+
+
+def run_one(args, with_dcl: bool) -> dict:
+    from detectron2.config import get_cfg
+    from detectron2.modeling import build_model
+
+    from dcl_detectron2 import add_dcl_config
+
+    torch.manual_seed(0)
+    torch.set_num_threads(args.threads)
+    cfg = get_cfg()
+    add_dcl_config(cfg)
+    cfg.merge_from_file(args.config)
+    cfg.MODEL.DEVICE = args.device
+    cfg.MODEL.WEIGHTS = ""
+    cfg.MODEL.ROI_HEADS.NAME = "ContrastRoIHeads"
+    cfg.MODEL.ROI_MASK_HEAD.NAME = "ContrastConvUpsampleHead"
+    if not with_dcl:
+        cfg.MODEL.ROI_MASK_HEAD.CONTRAST_LOSS.LOSS_WEIGHT = 0.0
+    if args.lambda_ is not None and with_dcl:
+        cfg.MODEL.ROI_MASK_HEAD.CONTRAST_LOSS.LOSS_WEIGHT = args.lambda_
+    model = build_model(cfg).train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    height, width = args.size
+    batch = synthetic_batch(args.images, height, width, cfg.MODEL.ROI_HEADS.NUM_CLASSES,
+                            args.device)
+    cuda = args.device.startswith("cuda")
+
+    from detectron2.utils.events import EventStorage
+
+    times, loss_names = [], None
+    with EventStorage(0):
+        for i in range(args.warmup + args.iters):
+            if cuda and i == args.warmup:
+                torch.cuda.reset_peak_memory_stats()
+            if cuda:
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            losses = model(batch)
+            total = sum(losses.values())
+            optimizer.zero_grad(set_to_none=True)
+            total.backward()
+            optimizer.step()
+            if cuda:
+                torch.cuda.synchronize()
+            if i >= args.warmup:
+                times.append(time.perf_counter() - start)
+            loss_names = sorted(losses)
+            if not torch.isfinite(total):
+                raise RuntimeError(f"non-finite loss at step {i}: {losses}")
+    if cuda:
+        peak, peak_kind = torch.cuda.max_memory_allocated() / 2**20, "cuda_max_memory_allocated"
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        peak_kind = "cpu_peak_rss"
+    return {
+        "dcl": with_dcl,
+        "median_step_s": statistics.median(times),
+        "mean_step_s": statistics.fmean(times),
+        "steps": len(times),
+        "peak_mem_mib": peak,
+        "peak_mem_kind": peak_kind,
+        "losses": loss_names,
+    }
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", required=True, type=Path)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--images", type=int, default=4, help="images per step")
+    parser.add_argument("--size", type=int, nargs=2, default=(256, 320), metavar=("H", "W"))
+    parser.add_argument("--iters", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--lambda", dest="lambda_", type=float, default=None,
+                        help="override the config's loss weight for the DCL run")
+    parser.add_argument("--only", choices=["baseline", "dcl"], help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, help="write the results as JSON")
+    args = parser.parse_args(argv)
+
+    if args.only:  # child process: one measurement, JSON on stdout
+        print(json.dumps(run_one(args, args.only == "dcl")))
+        return 0
+    results = {}
+    for variant in ("baseline", "dcl"):
+        # A fresh process per variant: peak RSS and allocator caches must not carry over.
+        cmd = [sys.executable, __file__, "--only", variant] + [a for a in (argv or sys.argv[1:])]
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+        results[variant] = json.loads(out.strip().splitlines()[-1])
+    base, dcl = results["baseline"], results["dcl"]
+    summary = {
+        "config": str(args.config), "device": args.device, "images": args.images,
+        "size": list(args.size), "torch": torch.__version__,
+        "gpu": torch.cuda.get_device_name() if args.device.startswith("cuda") else None,
+        "baseline": base, "dcl": dcl,
+        "step_time_ratio": dcl["median_step_s"] / base["median_step_s"],
+        "peak_mem_ratio": dcl["peak_mem_mib"] / base["peak_mem_mib"],
+    }
+    print(f"{'variant':<9} {'median step (s)':>16} {'peak mem (MiB)':>15}  [{base['peak_mem_kind']}]")
+    for name, r in results.items():
+        print(f"{name:<9} {r['median_step_s']:>16.4f} {r['peak_mem_mib']:>15.1f}")
+    print(f"DCL / baseline: step time x{summary['step_time_ratio']:.3f}, "
+          f"peak memory x{summary['peak_mem_ratio']:.3f}")
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(summary, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+# Expands config.yaml into runs named by what they vary: {dataset}/{model}/{variant}.
+
+
+def _fail(message):
+    raise WorkflowError(f"config.yaml: {message}")
+
+
+SCALE = config["scale"]
+RESULTS = f"results/{SCALE}"
+if SCALE not in config["presets"]:
+    _fail(f"scale {SCALE!r} is not one of the presets {sorted(config['presets'])}")
+PRESET = config["presets"][SCALE]
+DATASET = PRESET["dataset"]
+if DATASET not in config["datasets"]:
+    _fail(f"presets.{SCALE}.dataset {DATASET!r} is not one of the datasets {sorted(config['datasets'])}")
+
+
+def variant_name(v):
+    """'baseline' or e.g. 'dcl_w1.2_t0.07_k32' (+ '_noproj' without learnable similarity)."""
+    if not v["dcl"]:
+        return "baseline"
+    name = f"dcl_w{v.get('loss_weight', 1.2):g}_t{v.get('temperature', 0.07):g}_k{v.get('num_samples', 32)}"
+    return name if v.get("with_projection", True) else name + "_noproj"
+
+
+VARIANTS = {variant_name(v): v for v in config["variants"]}
+if len(VARIANTS) != len(config["variants"]):
+    _fail("two entries of `variants` have the same settings")
+RUNS = [f"{DATASET}/{model}/{variant}" for model in PRESET["models"] for variant in VARIANTS]
+
+
+def variant_opts(wildcards):
+    """detectron2 KEY VALUE overrides of a variant (the baseline keeps the config's heads)."""
+    v = VARIANTS[wildcards.variant]
+    if not v["dcl"]:
+        return []
+    return [
+        "MODEL.ROI_HEADS.NAME", "ContrastRoIHeads",
+        "MODEL.ROI_MASK_HEAD.NAME", "ContrastConvUpsampleHead",
+        "MODEL.ROI_MASK_HEAD.CONTRAST_LOSS.LOSS_WEIGHT", v.get("loss_weight", 1.2),
+        "MODEL.ROI_MASK_HEAD.CONTRAST_LOSS.TEMPERATURE", v.get("temperature", 0.07),
+        "MODEL.ROI_MASK_HEAD.CONTRAST_LOSS.NUM_SAMPLES", v.get("num_samples", 32),
+        "MODEL.ROI_MASK_HEAD.CONTRAST_LOSS.WITH_PROJ", v.get("with_projection", True),
+    ]
+
+
+def split(dataset, name):
+    return config["datasets"][dataset][name]
+
+
+def model_cfg(wildcards):
+    return PRESET["models"][wildcards.model]
+
+
+def train_opts(wildcards):
+    """Every override of a run, as one shell-quoted string."""
+    from shlex import quote
+
+    m = model_cfg(wildcards)
+    d = wildcards.dataset
+    opts = ["DATASETS.TRAIN", f"('{d}_train',)", "DATASETS.TEST", f"('{d}_val',)"]
+    if m.get("weights"):
+        opts += ["MODEL.WEIGHTS", m["weights"]]
+    opts += [str(o) for o in PRESET.get("opts", [])] + [str(o) for o in variant_opts(wildcards)]
+    return " ".join(quote(str(o)) for o in opts)
+
+
+def dataset_args(wildcards):
+    from shlex import quote
+
+    return " ".join(
+        quote(f"--dataset={wildcards.dataset}_{s}={split(wildcards.dataset, s)['json']}:{split(wildcards.dataset, s)['images']}")
+        for s in ("train", "val")
+    )

@@ -1,0 +1,184 @@
+"""The segmentation error analysis (paper Section 3, Eq. 1-2): compute, don't report.
+
+:func:`analyze_errors` returns a plain dict (the structure of ``OUT.json``)::
+
+    {"baseline":  {AP, AP50, AP75, APs, APm, APl, AR1, AR10, AR100, ARs, ARm, ARl},
+     "corrected": {type: {...same 12 stats...}},
+     "delta":     {type: {...corrected - baseline...}},
+     "counts":    {...}, "settings": {...}}
+
+Stats are x100; ``nan`` marks stats that are undefined (pycocotools' -1); a delta is ``nan`` if
+either side is. Deltas are not clipped (a "fix" can lower AP, e.g. FN on a wrong match).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any, Iterable
+
+import numpy as np
+
+from analysis.coco_eval import (STAT_NAMES, GroundTruth, Results, load_ground_truth,
+                                load_results, stats_to_dict)
+from analysis.seg_errors.corrections import MODES, Chunk, ChunkResult, process_chunk
+from analysis.seg_errors.error_types import DEFAULT_TYPES, ErrorType, parse_error_types
+from analysis.seg_errors.fast_eval import EvalLayout
+
+__all__ = ["analyze_errors", "DEFAULT_IOU_THRESHOLD"]
+
+DEFAULT_IOU_THRESHOLD = 0.1
+# Chunks per worker: small enough to balance uneven images, large enough to keep the
+# per-task pickling overhead low.
+_CHUNKS_PER_JOB = 4
+
+
+def _make_chunks(gt: GroundTruth, res: Results, layout: EvalLayout, types: list[ErrorType],
+                 mode: str, thr: float, n_chunks: int) -> list[Chunk]:
+    n_img = layout.n_images
+    det_per_image = np.bincount(layout.pair_image, weights=layout.pair_det_count,
+                                minlength=n_img)
+    gt_img = np.searchsorted(gt.image_ids, gt.ann_image_ids)
+    by_image = np.argsort(gt_img, kind="stable")  # file order inside an image
+    gt_bounds = np.searchsorted(gt_img[by_image], np.arange(n_img + 1))
+    # Cut at cumulative work (detections + ground truths) so chunks cost about the same.
+    work = np.cumsum(det_per_image + np.bincount(gt_img, minlength=n_img))
+    total = work[-1] if n_img else 0
+    cuts = [0] + [int(np.searchsorted(work, total * c / n_chunks, side="right"))
+                  for c in range(1, n_chunks)] + [n_img]
+    cuts = sorted(set(cuts))
+    chunks = []
+    for lo, hi in zip(cuts[:-1], cuts[1:]):
+        if hi <= lo:
+            continue
+        p_lo, p_hi = layout.image_pair_start[lo], layout.image_pair_start[hi]
+        image_pairs = []
+        gt_rles, gt_crowd = {}, {}
+        image_gts = []
+        for i in range(lo, hi):
+            g_list = by_image[gt_bounds[i]:gt_bounds[i + 1]].tolist()
+            image_gts.append(g_list)
+            for g in g_list:
+                gt_rles[g] = gt.ann_rles[g]
+                gt_crowd[g] = bool(gt.ann_iscrowd[g])
+            pairs = []
+            for p in range(layout.image_pair_start[i], layout.image_pair_start[i + 1]):
+                gs, gc = layout.pair_gt_start[p], layout.pair_gt_count[p]
+                ds, dc = layout.pair_det_start[p], layout.pair_det_count[p]
+                pairs.append((layout.gt_order[gs:gs + gc].tolist(),
+                              [res.rles[j] for j in layout.det_index[ds:ds + dc]]))
+            image_pairs.append(pairs)
+        sizes = [gt.image_sizes[int(i)] for i in gt.image_ids[lo:hi]]
+        n_iou = int(layout.pair_iou_start[p_hi] - layout.pair_iou_start[p_lo])
+        n_det = int(layout.pair_det_count[p_lo:p_hi].sum())
+        chunks.append(Chunk(sizes, image_gts, gt_rles, gt_crowd, image_pairs, n_iou, n_det,
+                            types, mode, thr))
+    return chunks
+
+
+def _delta(after: dict, before: dict) -> dict:
+    return {k: after[k] - before[k] for k in STAT_NAMES}  # nan propagates
+
+
+def analyze_errors(gt: Any, dt: Any, *, types: Iterable[str | ErrorType] = DEFAULT_TYPES,
+                   mode: str = "paper", iou_threshold: float = DEFAULT_IOU_THRESHOLD,
+                   jobs: int = 1, on_unknown: str = "error") -> dict:
+    """Delta AP of each segmentation error type (paper Eq. 2) for COCO-format results.
+
+    Args:
+        gt: COCO ground truth: path, parsed dict, or :class:`analysis.coco_eval.GroundTruth`.
+        dt: COCO results: path, parsed list, or :class:`analysis.coco_eval.Results`.
+            Segmentations may be polygons or RLE; ``bbox``/``area`` are optional and ignored.
+        types: error types to correct, names such as ``"fFP"``, ``"bFP"``, ``"FN"``,
+            ``"fFP+bFP"`` or :class:`~.error_types.ErrorType` objects.
+        mode: ``"paper"`` (default, paper Section 3) or ``"authors"`` (the authors' script:
+            unmatched predictions corrected too, against the image's last ground truth; see
+            :mod:`analysis.seg_errors.corrections`).
+        iou_threshold: minimum mask IoU for a prediction to match a ground truth (paper: 0.1).
+        jobs: worker processes for the per-image work (1 = in this process).
+        on_unknown: ``"error"`` or ``"skip"`` for results with unknown image/category ids.
+
+    Returns:
+        dict with ``baseline``, ``corrected``, ``delta`` (12 stats x100 each, see module doc),
+        ``counts`` and ``settings``.
+
+    Raises:
+        analysis.coco_eval.CocoFormatError: bad input files (named, with the entry at fault).
+        ValueError: bad arguments (unknown type or mode, threshold outside (0, 1], jobs < 1).
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if not (0.0 < float(iou_threshold) <= 1.0):
+        raise ValueError(f"iou_threshold must be in (0, 1], got {iou_threshold!r}")
+    if int(jobs) < 1:
+        raise ValueError(f"jobs must be >= 1, got {jobs!r}")
+    error_types = parse_error_types(types)
+    t0 = time.perf_counter()
+    g = gt if isinstance(gt, GroundTruth) else load_ground_truth(gt)
+    r = dt if isinstance(dt, Results) else load_results(dt, g, on_unknown=on_unknown)
+    t_load = time.perf_counter()
+
+    layout = EvalLayout(g, r)
+    jobs = int(jobs)
+    n_chunks = 1 if jobs == 1 else jobs * _CHUNKS_PER_JOB
+    chunks = _make_chunks(g, r, layout, error_types, mode, float(iou_threshold), n_chunks)
+    if jobs == 1 or len(chunks) <= 1:
+        parts: list[ChunkResult] = [process_chunk(c) for c in chunks]
+    else:
+        with ProcessPoolExecutor(max_workers=min(jobs, len(chunks))) as pool:
+            parts = list(pool.map(process_chunk, chunks))
+    t_fix = time.perf_counter()
+
+    def cat(get) -> np.ndarray:
+        arrs = [get(p) for p in parts]
+        return np.concatenate(arrs) if arrs else np.zeros(0)
+
+    ious = cat(lambda p: p.ious).astype(np.float64, copy=False)
+    areas = cat(lambda p: p.areas).astype(np.float64, copy=False)
+    match = cat(lambda p: p.match).astype(np.int64, copy=False)
+    baseline = stats_to_dict(layout.evaluate(ious, areas))
+    corrected, delta = {}, {}
+    for t in error_types:
+        fi = cat(lambda p: p.fixed_ious[t.name]).astype(np.float64, copy=False)
+        fa = cat(lambda p: p.fixed_areas[t.name]).astype(np.float64, copy=False)
+        corrected[t.name] = stats_to_dict(layout.evaluate(fi, fa))
+        delta[t.name] = _delta(corrected[t.name], baseline)
+    t_eval = time.perf_counter()
+
+    pixels = {k: int(sum(p.pixels[k] for p in parts)) for k in ("fFP", "bFP", "FN")}
+    n_matched = int((match >= 0).sum())
+    counts = {
+        "images": int(layout.n_images),
+        "categories": int(layout.n_categories),
+        "ground_truths": int(g.num_annotations),
+        "crowd_ground_truths": int(g.ann_iscrowd.sum()),
+        "ground_truth_area_filled": int(g.n_area_filled),
+        "prediction_entries": int(r.n_entries),
+        "skipped_unknown_ids": int(r.n_skipped_unknown),
+        "predictions": int(len(r)),
+        "evaluated_predictions": int(layout.n_evaluated),
+        "beyond_max_dets": int(layout.n_beyond_max_dets),
+        "matched": n_matched,
+        "unmatched": int(layout.n_evaluated - n_matched),
+        "matched_ground_truths": int(len(np.unique(match[match >= 0]))),
+        "error_pixels": pixels,
+    }
+    if mode == "authors":
+        counts["unmatched_corrected"] = int(sum(p.n_targets_unmatched for p in parts))
+        counts["error_pixels_unmatched"] = {
+            k: int(sum(p.pixels_unmatched[k] for p in parts)) for k in ("fFP", "bFP", "FN")}
+    settings = {
+        "mode": mode,
+        "iou_threshold": float(iou_threshold),
+        "types": [t.name for t in error_types],
+        "max_dets": int(layout.max_dets[-1]),
+        "jobs": jobs,
+        "gt": g.source,
+        "dt": r.source,
+        "seconds": {"load": round(t_load - t0, 3), "match_and_fix": round(t_fix - t_load, 3),
+                    "evaluate": round(t_eval - t_fix, 3), "total": round(t_eval - t0, 3)},
+        "cpu_count": os.cpu_count(),
+    }
+    return {"baseline": baseline, "corrected": corrected, "delta": delta,
+            "counts": counts, "settings": settings}

@@ -37,8 +37,9 @@ def variant_opts(wildcards):
     return [
         "MODEL.ROI_HEADS.NAME", "ContrastRoIHeads",
         "MODEL.ROI_MASK_HEAD.NAME", "ContrastConvUpsampleHead",
-        "MODEL.ROI_MASK_HEAD.CONTRAST_LOSS.LOSS_WEIGHT", v.get("loss_weight", 1.2),
-        "MODEL.ROI_MASK_HEAD.CONTRAST_LOSS.TEMPERATURE", v.get("temperature", 0.07),
+        # yacs refuses an int where the default is a float: `loss_weight: 1` must reach it as 1.0.
+        "MODEL.ROI_MASK_HEAD.CONTRAST_LOSS.LOSS_WEIGHT", float(v.get("loss_weight", 1.2)),
+        "MODEL.ROI_MASK_HEAD.CONTRAST_LOSS.TEMPERATURE", float(v.get("temperature", 0.07)),
         "MODEL.ROI_MASK_HEAD.CONTRAST_LOSS.NUM_SAMPLES", v.get("num_samples", 32),
         "MODEL.ROI_MASK_HEAD.CONTRAST_LOSS.WITH_PROJ", v.get("with_projection", True),
     ]

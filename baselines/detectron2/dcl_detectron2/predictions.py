@@ -12,18 +12,23 @@ from detectron2.evaluation import DatasetEvaluator
 from detectron2.evaluation.coco_evaluation import instances_to_coco_json
 
 
-def write_json_atomic(obj, path: Path) -> None:
-    """Write ``obj`` as JSON so that ``path`` is either absent, old or complete."""
+def write_text_atomic(text: str, path: Path) -> None:
+    """Write ``text`` so that ``path`` is either absent, old or complete, never partial."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as f:
-            json.dump(obj, f)
+            f.write(text)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_json_atomic(obj, path: Path) -> None:
+    """Write ``obj`` as JSON atomically (see :func:`write_text_atomic`)."""
+    write_text_atomic(json.dumps(obj), path)
 
 
 class COCOResultsWriter(DatasetEvaluator):

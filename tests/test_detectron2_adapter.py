@@ -1,0 +1,166 @@
+"""The detectron2 plug-in: registration, config keys, the loss inside a real Mask R-CNN step."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("detectron2")
+
+from detectron2.config import get_cfg  # noqa: E402
+from detectron2.modeling import build_model  # noqa: E402
+from detectron2.structures import BitMasks, Boxes, Instances  # noqa: E402
+from detectron2.utils.events import EventStorage  # noqa: E402
+
+import dcl_detectron2  # noqa: E402,F401  (registers the heads)
+from dcl_core import DenseContrastiveLoss  # noqa: E402
+from dcl_detectron2 import add_dcl_config  # noqa: E402
+from dcl_detectron2.mask_head import ContrastConvUpsampleHead, gt_masks_at  # noqa: E402
+
+CONFIGS = Path(__file__).resolve().parents[1] / "baselines" / "detectron2" / "configs"
+EMBEDDED = CONFIGS / "embedded" / "mask_rcnn_R_18_FPN.yaml"
+
+
+def make_cfg(*opts, config=EMBEDDED):
+    cfg = get_cfg()
+    add_dcl_config(cfg)
+    cfg.merge_from_file(str(config))
+    cfg.merge_from_list(["MODEL.DEVICE", "cpu", "MODEL.ROI_HEADS.NUM_CLASSES", "2", *opts])
+    return cfg
+
+
+DCL = ["MODEL.ROI_HEADS.NAME", "ContrastRoIHeads",
+       "MODEL.ROI_MASK_HEAD.NAME", "ContrastConvUpsampleHead"]
+
+
+def batch(num_images=2, size=128, seed=0):
+    """Images with large elliptical instances, so foreground RoIs are valid for K = 32."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size]
+    out = []
+    for _ in range(num_images):
+        image = rng.uniform(0, 60, size=(3, size, size)).astype(np.float32)
+        masks = []
+        for cy, cx in ((40, 40), (85, 80)):
+            m = ((yy - cy) / 26.0) ** 2 + ((xx - cx) / 30.0) ** 2 <= 1.0
+            image[:, m] = 200.0
+            masks.append(m)
+        inst = Instances((size, size))
+        inst.gt_masks = BitMasks(torch.from_numpy(np.stack(masks)))
+        inst.gt_boxes = Boxes(inst.gt_masks.get_bounding_boxes().tensor)
+        inst.gt_classes = torch.tensor([0, 1])
+        out.append({"image": torch.from_numpy(image), "height": size, "width": size,
+                    "instances": inst})
+    return out
+
+
+def train_step(model, inputs):
+    with EventStorage(0) as storage:
+        losses = model(inputs)
+        sum(losses.values()).backward()
+    return losses, storage
+
+
+def test_add_dcl_config_defaults_are_the_authors():
+    cfg = add_dcl_config(get_cfg())
+    node = cfg.MODEL.ROI_MASK_HEAD.CONTRAST_LOSS
+    assert (node.LOSS_WEIGHT, node.NUM_SAMPLES, node.TEMPERATURE) == (1.2, 32, 0.07)
+    assert node.WITH_PROJ is True and node.MAX_INSTANCES == 100 and node.ROI_SELECTION == "first"
+
+
+def test_authors_command_line_names_build_the_contrast_heads():
+    torch.manual_seed(0)
+    model = build_model(make_cfg(*DCL, "MODEL.ROI_MASK_HEAD.CONTRAST_LOSS.NUM_SAMPLES", "16"))
+    head = model.roi_heads.mask_head
+    assert type(model.roi_heads).__name__ == "ContrastRoIHeads"
+    assert isinstance(head, ContrastConvUpsampleHead)
+    assert isinstance(head.contrast_loss, DenseContrastiveLoss)
+    assert head.contrast_loss.num_samples == 16
+    # The projection lives beside the predictor, not inside the Sequential's forward path.
+    assert list(dict(head.named_children()))[-2:] == ["predictor", "contrast_loss"]
+
+
+def test_train_step_produces_finite_contrast_loss_with_gradients():
+    torch.manual_seed(0)
+    model = build_model(make_cfg(*DCL)).train()
+    losses, storage = train_step(model, batch())
+    assert "loss_contrast" in losses and "loss_mask" in losses
+    assert torch.isfinite(losses["loss_contrast"]) and losses["loss_contrast"] > 0
+    head = model.roi_heads.mask_head
+    for name, p in head.contrast_loss.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+    # The loss reaches the mask head's convolutions (the features it supervises).
+    assert head.deconv.weight.grad.abs().sum() > 0
+    latest = storage.latest()
+    assert latest["contrast/num_rois"][0] >= latest["contrast/num_valid_rois"][0] >= 1
+
+
+def test_contrast_loss_sees_the_predictor_input_and_matched_crops():
+    torch.manual_seed(0)
+    model = build_model(make_cfg(*DCL)).train()
+    head = model.roi_heads.mask_head
+    seen = {}
+
+    def spy(module, args):
+        seen["features"], seen["masks"] = args
+
+    head.contrast_loss.register_forward_pre_hook(spy)
+    train_step(model, batch())
+    feats, masks = seen["features"], seen["masks"]
+    assert feats.shape[1:] == (128, 28, 28)  # CONV_DIM of the embedded config, 28 x 28
+    assert masks.dtype == torch.bool and masks.shape == (feats.shape[0], 28, 28)
+    # The features are exactly what the predictor consumes: the predictor applied to them
+    # reproduces the head's logits for the same RoI features.
+    x = torch.randn(3, 128, 14, 14)
+    assert torch.allclose(head.layers(x), head.predictor(head.mask_features(x)))
+
+
+def test_gt_masks_at_crops_each_proposal_from_its_matched_instance():
+    inst = Instances((64, 64))
+    full = torch.zeros(1, 64, 64, dtype=torch.bool)
+    full[0, 0:32, :] = True  # top half
+    inst.gt_masks = BitMasks(full)
+    inst.proposal_boxes = Boxes(torch.tensor([[0.0, 0.0, 64.0, 64.0]]))
+    crop = gt_masks_at([inst], 28, torch.device("cpu"))
+    assert crop.shape == (1, 28, 28) and crop.dtype == torch.bool
+    assert crop[0, :13].all() and not crop[0, 15:].any()
+    assert gt_masks_at([], 28, torch.device("cpu")).shape == (0, 28, 28)
+
+
+def test_lambda_zero_is_exactly_the_baseline():
+    torch.manual_seed(0)
+    base = build_model(make_cfg()).train()
+    torch.manual_seed(0)
+    zero = build_model(make_cfg(*DCL, "MODEL.ROI_MASK_HEAD.CONTRAST_LOSS.LOSS_WEIGHT", "0.0")).train()
+    assert zero.roi_heads.mask_head.contrast_loss is None
+    assert sum(p.numel() for p in base.parameters()) == sum(p.numel() for p in zero.parameters())
+    torch.manual_seed(1)
+    base_losses, _ = train_step(base, batch())
+    torch.manual_seed(1)
+    zero_losses, _ = train_step(zero, batch())
+    assert set(base_losses) == set(zero_losses)
+    for k in base_losses:
+        assert torch.equal(base_losses[k], zero_losses[k]), k
+
+
+def test_inference_is_unchanged_and_skips_the_loss():
+    torch.manual_seed(0)
+    model = build_model(make_cfg(*DCL)).eval()
+    calls = []
+    model.roi_heads.mask_head.contrast_loss.register_forward_hook(lambda *a: calls.append(1))
+    with torch.no_grad():
+        out = model([{k: v for k, v in x.items() if k != "instances"} for x in batch(1)])
+    assert calls == []
+    assert out[0]["instances"].has("pred_masks") or len(out[0]["instances"]) == 0
+
+
+def test_contrast_roi_heads_require_the_contrast_mask_head():
+    with pytest.raises(ValueError, match="ContrastConvUpsampleHead"):
+        build_model(make_cfg("MODEL.ROI_HEADS.NAME", "ContrastRoIHeads"))
+
+
+@pytest.mark.parametrize("config", sorted(CONFIGS.rglob("*.yaml")), ids=lambda p: p.stem)
+def test_every_shipped_config_loads(config):
+    cfg = make_cfg(config=config)
+    assert cfg.MODEL.MASK_ON

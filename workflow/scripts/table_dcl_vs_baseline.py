@@ -1,0 +1,41 @@
+"""Markdown table: measured Mask R-CNN vs Mask R-CNN + DCL beside the paper's Table 1 rows."""
+
+import json
+import sys
+from pathlib import Path
+
+import yaml
+
+from dcl_detectron2.predictions import write_text_atomic
+from paper_tables import render_dcl_vs_baseline
+
+sys.stderr = open(snakemake.log[0], "w")
+
+sections = []
+by_model = {}
+for run, path in zip(snakemake.params.runs, snakemake.input):
+    dataset, model, variant = run.split("/")
+    by_model.setdefault((dataset, model), {})[variant] = path
+
+for (dataset, model), variants in by_model.items():
+    measured, details = {}, {}
+    for variant, path in variants.items():
+        metrics = json.loads(Path(path).read_text())
+        measured[variant] = metrics["segm"]
+        resolved = yaml.safe_load((Path(path).parent / "config.yaml").read_text())
+        details[variant] = resolved
+    dcl_runs = [v for v in variants if v != "baseline"]
+    if "baseline" not in variants or not dcl_runs:
+        raise SystemExit(f"{dataset}/{model}: needs a baseline and a DCL variant, got {sorted(variants)}")
+    cfg = details["baseline"]
+    n_val = len(json.loads(Path(metrics["ground_truth"]).read_text())["images"])
+    setting = (
+        f"{dataset} val ({n_val} images), `{model}` "
+        f"({snakemake.params.preset['models'][model]['config']}), "
+        f"{cfg['SOLVER']['MAX_ITER']} iterations x {cfg['SOLVER']['IMS_PER_BATCH']} images, "
+        f"scale `{snakemake.params.scale}`."
+    )
+    for dcl in dcl_runs:
+        sections.append(render_dcl_vs_baseline(measured, baseline="baseline", dcl=dcl, setting=setting))
+
+write_text_atomic("\n".join(sections), snakemake.output[0])

@@ -5,12 +5,12 @@ evaluation.
 Public API:
 
 * :func:`validate_coco_instances` / :class:`CocoSummary` / :class:`DatasetError`
-* :func:`build_embedded_dataset` (CLI ``python -m dcl_data.embedded``)
-* :func:`fetch_sources` (CLI ``python -m dcl_data.download``)
+  (CLI ``python -m dcl_data.validate FILE.json [--image-root DIR]``)
+* :func:`build_embedded_dataset` (CLI ``python -m dcl_data.embedded --downloads DIR --out DIR``)
+* :func:`fetch_sources` (CLI ``python -m dcl_data.download --downloads DIR``)
 """
 
 from .errors import DatasetError, DownloadError
-from .validate import CocoSummary, validate_coco_instances
 
 __all__ = [
     "CocoSummary",
@@ -21,15 +21,20 @@ __all__ = [
     "validate_coco_instances",
 ]
 
+# Resolved lazily: the CLI modules must not be imported by the package itself (runpy warns
+# when ``python -m dcl_data.validate`` finds its module already imported), and the validator
+# should not pull in the builder's imports.
+_LAZY = {
+    "CocoSummary": "validate",
+    "validate_coco_instances": "validate",
+    "build_embedded_dataset": "embedded",
+    "fetch_sources": "download",
+}
+
 
 def __getattr__(name: str):
-    # Lazy: importing the validator must not pull in PIL/tifffile/jinja2 of the builder.
-    if name == "build_embedded_dataset":
-        from .embedded import build_embedded_dataset
+    if name in _LAZY:
+        import importlib
 
-        return build_embedded_dataset
-    if name == "fetch_sources":
-        from .download import fetch_sources
-
-        return fetch_sources
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module 'dcl_data' has no attribute {name!r}")

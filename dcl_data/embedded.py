@@ -320,6 +320,7 @@ def convert(fetched: dict[str, FetchedArchive], out: Path) -> dict[str, Any]:
                 extra["crop"] = image.crop
             coco.add_image(image.file_name, image.height, image.width, image.instances, **extra)
             _write_image(image, folder)
+        areas = np.array([a["area"] for a in coco.annotations])
         ann_file = out / "annotations" / f"instances_{split}.json"
         write_json_atomic(ann_file, coco.to_dict(info={**info, "split": split}))
         checked = validate_coco_instances(ann_file, image_root=folder)
@@ -331,6 +332,13 @@ def convert(fetched: dict[str, FetchedArchive], out: Path) -> dict[str, Any]:
             "instances": checked.num_annotations,
             "instances_per_category": checked.instances_per_category,
             "images_per_source": dict(sorted(per_source.items())),
+            # COCOeval's APs/APm/APl ranges (32^2, 96^2 px in stored-image pixels); a range
+            # without instances reports -1.
+            "instances_per_area_range": {
+                "small": int((areas < 32 ** 2).sum()),
+                "medium": int(((areas >= 32 ** 2) & (areas < 96 ** 2)).sum()),
+                "large": int((areas >= 96 ** 2).sum()),
+            },
             "size_bytes": _folder_size(folder) + ann_file.stat().st_size,
         }
     names = {split: {im.file_name for im in images if im.split == split} for split in SPLITS}

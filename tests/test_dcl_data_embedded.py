@@ -54,6 +54,8 @@ def test_layout_counts_and_validation(dataset):
     for name, count in val["instances_per_category"].items():
         if count:
             assert train["instances_per_category"][name] > 0, name
+    for sp in (train, val):
+        assert sum(sp["instances_per_area_range"].values()) == sp["instances"]
     assert summary["total_size_bytes"] < 30e6
     assert json.loads((out / "dataset.json").read_text())["splits"] == summary["splits"]
 

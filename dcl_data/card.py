@@ -158,6 +158,9 @@ Areas are in stored-image pixels, as COCOeval measures them (small < 32^2 <= med
 - Tiny: numbers from it show that the pipeline runs and learns, nothing about the paper's
   scale. Most instances are nuclei; most other categories have a handful of instances,
   several only in training.
+- Validation holds {{ s.splits.val.images }} images: the validation tiles of the nuclei image and
+  the one labelme VOC photograph whose categories all occur in training (the others would
+  put a category never seen in training into validation).
 - The five street frames are consecutive and near-identical; their pedestrians are not
   annotated (unlabelled objects in training images).
 - Licences differ per source (GPL-3.0 package with VOC/Flickr photographs, MIT, CC0):

@@ -40,8 +40,11 @@ def loop_loss(module: DenseContrastiveLoss, features: torch.Tensor, masks: torch
     features, masks = features[: module.max_rois], masks[: module.max_rois]
     projected = module.projection(features) if module.projection is not None else features
     projected = F.normalize(projected, dim=1).flatten(2)  # [R, C, HW]
+    # unbind, not projected[i]: autograd's select backward would write a full-size zero
+    # gradient per RoI (O(R^2) memory traffic), an artefact that would flatter dcl_core.
+    per_roi = projected.unbind(0)
     losses = []
-    for i in range(projected.shape[0]):
+    for i, roi_features in enumerate(per_roi):
         flat_mask = masks[i].flatten()
         fg = torch.nonzero(flat_mask).squeeze(1)
         bg = torch.nonzero(~flat_mask).squeeze(1)
@@ -51,7 +54,7 @@ def loop_loss(module: DenseContrastiveLoss, features: torch.Tensor, masks: torch
         a = fg[torch.randint(fg.numel(), (k,), device=dev, generator=generator)]
         p = fg[torch.randint(fg.numel(), (k,), device=dev, generator=generator)]
         n = bg[torch.randint(bg.numel(), (k,), device=dev, generator=generator)]
-        fa, fp, fn = projected[i][:, a].T, projected[i][:, p].T, projected[i][:, n].T
+        fa, fp, fn = roi_features[:, a].T, roi_features[:, p].T, roi_features[:, n].T
         logit_ap = fa @ fp.T / tau  # [K, K]
         logit_an = fa @ fn.T / tau  # [K, K]
         shift = torch.maximum(logit_ap.max(1, keepdim=True).values,

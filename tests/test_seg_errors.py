@@ -181,13 +181,13 @@ def test_ties_go_to_the_first_ground_truth_in_file_order():
     d = box(h, w, slice(2, 4), slice(0, 4))       # 4 px on each: equal IoU 4/(8+12-4)
     for order in ((0, 1), (1, 0)):
         gts = [x, y]
-        chunk = Chunk(image_sizes=[(h, w)], image_gts=[[0, 1]],
-                      gt_rles={0: rle(gts[order[0]]), 1: rle(gts[order[1]])},
-                      gt_crowd={0: False, 1: False},
-                      image_pairs=[[([0, 1], [rle(d)])]], n_iou=2, n_det=1,
+        chunk = Chunk(sizes=[(h, w)], gt_rles=[[rle(gts[order[0]]), rle(gts[order[1]])]],
+                      gt_crowd=[[False, False]], gt_cat=[[0, 0]], dets=[[rle(d)]],
+                      det_cat=[[0]], pairs=[[(1, [0, 1])]], n_iou=2, n_det=1,
                       types=parse_error_types(["FN"]), mode="paper", iou_threshold=0.1)
         res = process_chunk(chunk)
-        assert res.match.tolist() == [0]          # global index of the first gt, either way
+        assert res.match.tolist() == [0]          # the first gt in file order, either way
+        assert res.pixels["FN"] == 12 - 4
 
 
 # ---------------------------------------------------------------------- authors' mode

@@ -150,11 +150,18 @@ def test_max_dets_cut_and_score_ties():
                                   as_array(evaluate_segm(gt, ref["FN"])))
 
 
+@pytest.mark.parametrize("exact", [False, True], ids=["analytic", "rle"])
 @pytest.mark.parametrize("mode", ["paper", "authors"])
 @pytest.mark.parametrize("seed", [0, 3])
-def test_corrections_equal_stock_evaluation_of_reference(seed, mode):
+def test_corrections_equal_stock_evaluation_of_reference(seed, mode, exact):
+    """Both correction paths (pixel-count algebra with RLE fallback, and RLE masks for
+    everything) give exactly stock COCOeval's stats on densely corrected results."""
     gt, dt = small_data(seed)
-    out = analyze_errors(gt, dt, types=TYPES, mode=mode)
+    out = analyze_errors(gt, dt, types=TYPES, mode=mode, exact=exact)
+    n_fixed = out["counts"]["matched"] + out["counts"].get("unmatched_corrected", 0)
+    rle_path = out["counts"]["corrected_with_rle_masks"]
+    # the data must exercise both paths (overlapping ground truths force the RLE path)
+    assert rle_path == n_fixed if exact else 0 < rle_path < n_fixed
     ref, pixels, n_matched = reference(gt, dt, TYPES, mode=mode)
     base = as_array(evaluate_segm(gt, dt))
     np.testing.assert_array_equal(as_array(out["baseline"]), base)

@@ -13,7 +13,9 @@ either side is. Deltas are not clipped (a "fix" can lower AP, e.g. FN on a wrong
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, Iterable
@@ -35,46 +37,71 @@ _CHUNKS_PER_JOB = 4
 
 
 def _make_chunks(gt: GroundTruth, res: Results, layout: EvalLayout, types: list[ErrorType],
-                 mode: str, thr: float, n_chunks: int) -> list[Chunk]:
+                 mode: str, thr: float, exact: bool, n_chunks: int) -> tuple[list, list]:
+    """Consecutive-image chunks of about equal work; also each chunk's first gt position."""
     n_img = layout.n_images
     det_per_image = np.bincount(layout.pair_image, weights=layout.pair_det_count,
                                 minlength=n_img)
     gt_img = np.searchsorted(gt.image_ids, gt.ann_image_ids)
+    gt_cat = np.searchsorted(gt.category_ids, gt.ann_category_ids)
     by_image = np.argsort(gt_img, kind="stable")  # file order inside an image
     gt_bounds = np.searchsorted(gt_img[by_image], np.arange(n_img + 1))
-    # Cut at cumulative work (detections + ground truths) so chunks cost about the same.
-    work = np.cumsum(det_per_image + np.bincount(gt_img, minlength=n_img))
+    local = np.empty(len(by_image), np.int64)     # position of each gt inside its image
+    local[by_image] = np.arange(len(by_image)) - gt_bounds[gt_img[by_image]]
+    work = np.cumsum(det_per_image + np.diff(gt_bounds))
     total = work[-1] if n_img else 0
-    cuts = [0] + [int(np.searchsorted(work, total * c / n_chunks, side="right"))
-                  for c in range(1, n_chunks)] + [n_img]
-    cuts = sorted(set(cuts))
-    chunks = []
+    cuts = sorted({0, n_img} | {int(np.searchsorted(work, total * c / n_chunks, side="right"))
+                                for c in range(1, n_chunks)})
+    chunks, gt_base = [], []
     for lo, hi in zip(cuts[:-1], cuts[1:]):
         if hi <= lo:
             continue
-        p_lo, p_hi = layout.image_pair_start[lo], layout.image_pair_start[hi]
-        image_pairs = []
-        gt_rles, gt_crowd = {}, {}
-        image_gts = []
+        sizes, g_rles, g_crowd, g_cat, dets, d_cat, pairs = [], [], [], [], [], [], []
         for i in range(lo, hi):
-            g_list = by_image[gt_bounds[i]:gt_bounds[i + 1]].tolist()
-            image_gts.append(g_list)
-            for g in g_list:
-                gt_rles[g] = gt.ann_rles[g]
-                gt_crowd[g] = bool(gt.ann_iscrowd[g])
-            pairs = []
-            for p in range(layout.image_pair_start[i], layout.image_pair_start[i + 1]):
+            g_idx = by_image[gt_bounds[i]:gt_bounds[i + 1]]
+            sizes.append(gt.image_sizes[int(gt.image_ids[i])])
+            g_rles.append([gt.ann_rles[g] for g in g_idx])
+            g_crowd.append(gt.ann_iscrowd[g_idx].tolist())
+            g_cat.append(gt_cat[g_idx].tolist())
+            p_lo, p_hi = layout.image_pair_start[i], layout.image_pair_start[i + 1]
+            e_lo = layout.pair_det_start[p_lo] if p_hi > p_lo else 0
+            e_hi = e_lo + int(layout.pair_det_count[p_lo:p_hi].sum())
+            dets.append([res.rles[j] for j in layout.det_index[e_lo:e_hi]])
+            d_cat.append(np.repeat(layout.pair_category[p_lo:p_hi],
+                                   layout.pair_det_count[p_lo:p_hi]).tolist())
+            img_pairs = []
+            for p in range(p_lo, p_hi):
                 gs, gc = layout.pair_gt_start[p], layout.pair_gt_count[p]
-                ds, dc = layout.pair_det_start[p], layout.pair_det_count[p]
-                pairs.append((layout.gt_order[gs:gs + gc].tolist(),
-                              [res.rles[j] for j in layout.det_index[ds:ds + dc]]))
-            image_pairs.append(pairs)
-        sizes = [gt.image_sizes[int(i)] for i in gt.image_ids[lo:hi]]
+                img_pairs.append((int(layout.pair_det_count[p]),
+                                  local[layout.gt_order[gs:gs + gc]].tolist()))
+            pairs.append(img_pairs)
+        p_lo, p_hi = layout.image_pair_start[lo], layout.image_pair_start[hi]
         n_iou = int(layout.pair_iou_start[p_hi] - layout.pair_iou_start[p_lo])
         n_det = int(layout.pair_det_count[p_lo:p_hi].sum())
-        chunks.append(Chunk(sizes, image_gts, gt_rles, gt_crowd, image_pairs, n_iou, n_det,
-                            types, mode, thr))
-    return chunks
+        chunks.append(Chunk(sizes, g_rles, g_crowd, g_cat, dets, d_cat, pairs, n_iou, n_det,
+                            types, mode, thr, exact))
+        gt_base.append(int(gt_bounds[lo]))
+    return chunks, gt_base
+
+
+# State that forked workers inherit instead of receiving it pickled (the RLE strings of a
+# COCO-val-scale result file are hundreds of MB); only set while a fork pool runs.
+_SHARED: dict = {}
+
+
+def _chunk_worker(i: int) -> ChunkResult:
+    return process_chunk(_SHARED["chunks"][i])
+
+
+def _eval_worker(arrays: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    return _SHARED["layout"].evaluate(*arrays)
+
+
+def _fork_context():
+    """The 'fork' start method on Linux (cheap copy-on-write sharing), else None."""
+    if sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("fork")
+    return None
 
 
 def _delta(after: dict, before: dict) -> dict:
@@ -83,7 +110,7 @@ def _delta(after: dict, before: dict) -> dict:
 
 def analyze_errors(gt: Any, dt: Any, *, types: Iterable[str | ErrorType] = DEFAULT_TYPES,
                    mode: str = "paper", iou_threshold: float = DEFAULT_IOU_THRESHOLD,
-                   jobs: int = 1, on_unknown: str = "error") -> dict:
+                   jobs: int = 1, on_unknown: str = "error", exact: bool = False) -> dict:
     """Delta AP of each segmentation error type (paper Eq. 2) for COCO-format results.
 
     Args:
@@ -98,6 +125,8 @@ def analyze_errors(gt: Any, dt: Any, *, types: Iterable[str | ErrorType] = DEFAU
         iou_threshold: minimum mask IoU for a prediction to match a ground truth (paper: 0.1).
         jobs: worker processes for the per-image work (1 = in this process).
         on_unknown: ``"error"`` or ``"skip"`` for results with unknown image/category ids.
+        exact: build every corrected mask with RLE operations instead of deriving corrected
+            IoUs from pixel counts where that is exact (same numbers, slower; for checking).
 
     Returns:
         dict with ``baseline``, ``corrected``, ``delta`` (12 stats x100 each, see module doc),
@@ -122,28 +151,42 @@ def analyze_errors(gt: Any, dt: Any, *, types: Iterable[str | ErrorType] = DEFAU
     layout = EvalLayout(g, r)
     jobs = int(jobs)
     n_chunks = 1 if jobs == 1 else jobs * _CHUNKS_PER_JOB
-    chunks = _make_chunks(g, r, layout, error_types, mode, float(iou_threshold), n_chunks)
-    if jobs == 1 or len(chunks) <= 1:
-        parts: list[ChunkResult] = [process_chunk(c) for c in chunks]
-    else:
-        with ProcessPoolExecutor(max_workers=min(jobs, len(chunks))) as pool:
-            parts = list(pool.map(process_chunk, chunks))
-    t_fix = time.perf_counter()
+    chunks, gt_base = _make_chunks(g, r, layout, error_types, mode, float(iou_threshold),
+                                   bool(exact), n_chunks)
+    ctx = _fork_context() if jobs > 1 and len(chunks) > 1 else None
+    pool = None
+    try:
+        if jobs == 1 or len(chunks) <= 1:
+            parts: list[ChunkResult] = [process_chunk(c) for c in chunks]
+        elif ctx is not None:
+            _SHARED.update(chunks=chunks, layout=layout)
+            pool = ProcessPoolExecutor(max_workers=min(jobs, len(chunks)), mp_context=ctx)
+            parts = list(pool.map(_chunk_worker, range(len(chunks))))
+        else:
+            with ProcessPoolExecutor(max_workers=min(jobs, len(chunks))) as spawn_pool:
+                parts = list(spawn_pool.map(process_chunk, chunks))
+        t_fix = time.perf_counter()
 
-    def cat(get) -> np.ndarray:
-        arrs = [get(p) for p in parts]
-        return np.concatenate(arrs) if arrs else np.zeros(0)
+        def cat(get) -> np.ndarray:
+            arrs = [get(p) for p in parts]
+            return np.concatenate(arrs).astype(np.float64, copy=False) if arrs else np.zeros(0)
 
-    ious = cat(lambda p: p.ious).astype(np.float64, copy=False)
-    areas = cat(lambda p: p.areas).astype(np.float64, copy=False)
-    match = cat(lambda p: p.match).astype(np.int64, copy=False)
-    baseline = stats_to_dict(layout.evaluate(ious, areas))
-    corrected, delta = {}, {}
-    for t in error_types:
-        fi = cat(lambda p: p.fixed_ious[t.name]).astype(np.float64, copy=False)
-        fa = cat(lambda p: p.fixed_areas[t.name]).astype(np.float64, copy=False)
-        corrected[t.name] = stats_to_dict(layout.evaluate(fi, fa))
-        delta[t.name] = _delta(corrected[t.name], baseline)
+        match = np.concatenate([np.where(p.match >= 0, p.match + b, -1)
+                                for p, b in zip(parts, gt_base)] or [np.zeros(0, np.int64)])
+        inputs = [(cat(lambda p: p.ious), cat(lambda p: p.areas))]
+        inputs += [(cat(lambda p, n=t.name: p.fixed_ious[n]),
+                    cat(lambda p, n=t.name: p.fixed_areas[n])) for t in error_types]
+        if pool is not None:
+            stats = list(pool.map(_eval_worker, inputs))
+        else:
+            stats = [layout.evaluate(*a) for a in inputs]
+    finally:
+        if pool is not None:
+            pool.shutdown()
+        _SHARED.clear()
+    baseline = stats_to_dict(stats[0])
+    corrected = {t.name: stats_to_dict(st) for t, st in zip(error_types, stats[1:])}
+    delta = {n: _delta(c, baseline) for n, c in corrected.items()}
     t_eval = time.perf_counter()
 
     pixels = {k: int(sum(p.pixels[k] for p in parts)) for k in ("fFP", "bFP", "FN")}
@@ -163,6 +206,7 @@ def analyze_errors(gt: Any, dt: Any, *, types: Iterable[str | ErrorType] = DEFAU
         "unmatched": int(layout.n_evaluated - n_matched),
         "matched_ground_truths": int(len(np.unique(match[match >= 0]))),
         "error_pixels": pixels,
+        "corrected_with_rle_masks": int(sum(p.n_exact for p in parts)),
     }
     if mode == "authors":
         counts["unmatched_corrected"] = int(sum(p.n_targets_unmatched for p in parts))
@@ -173,6 +217,7 @@ def analyze_errors(gt: Any, dt: Any, *, types: Iterable[str | ErrorType] = DEFAU
         "iou_threshold": float(iou_threshold),
         "types": [t.name for t in error_types],
         "max_dets": int(layout.max_dets[-1]),
+        "exact": bool(exact),
         "jobs": jobs,
         "gt": g.source,
         "dt": r.source,

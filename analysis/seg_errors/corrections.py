@@ -1,25 +1,34 @@
-"""One matching pass and the corrected masks, per image, on pycocotools RLEs.
+"""One matching pass and the corrected predictions' IoUs and areas, per image.
 
 Work is cut into chunks of consecutive images (:class:`Chunk`) so that ``--jobs`` can run them in
-separate processes; :func:`process_chunk` is the worker. For every evaluated prediction it:
+separate processes; :func:`process_chunk` is the worker. Per image it:
 
-1. computes the mask IoU with the image's ground truths of its category (pycocotools
-   ``maskUtils.iou``, crowd columns with the crowd IoU), once: these IoUs serve both the
-   baseline COCO evaluation and the matching;
-2. matches it (paper Section 3): to the non-crowd ground truth of its category with the largest
-   IoU (the first one on ties), if that IoU >= the threshold (0.1); several predictions may
-   match the same ground truth;
-3. for each error type, fixes the masks that have a :class:`~.error_types.Target` and recomputes
-   their IoU rows and areas; all other rows are the baseline's.
+1. computes the mask IoU of every evaluated prediction with every ground truth of the image
+   (one pycocotools ``maskUtils.iou`` call; crowd columns get pycocotools' crowd IoU). The
+   same-category blocks are exactly what ``COCOeval.computeIoU`` would compute, and serve the
+   baseline evaluation and the matching;
+2. matches each prediction (paper Section 3): to the non-crowd ground truth of its category
+   with the largest IoU (the first in file order on ties) if that IoU >= the threshold (0.1);
+   several predictions may match the same ground truth;
+3. for each error type, gives every prediction with a target its corrected IoU row and area.
 
-Modes (who gets a target):
+Who gets a target (``mode``):
 
 - ``paper``: matched predictions only; unmatched ones are left unchanged.
 - ``authors``: as the authors' script: matched predictions as above, and every unmatched
   prediction is "corrected" against the image's *last* non-crowd ground truth in file order,
   whatever its category (their matched index -1 picks the last element), with bFP against G.
 
-In both modes, an image without non-crowd ground truth has nothing corrected (G is empty).
+In both modes an image without non-crowd ground truth has nothing corrected (G is empty).
+
+How step 3 is computed. pycocotools' IoU is ``i / u`` of integer pixel counts, so the
+intersection ``|D & G_j|`` is recovered exactly from the IoU and the two areas. When the ground
+truths a prediction touches, together with its target G*, are pairwise disjoint and G* does not
+overlap the other ground truths of the prediction's category, D splits into disjoint parts
+(on G*, on each other touched instance, on background) and every corrected area and
+intersection is a sum of those parts: no mask is built ("analytic" path). Otherwise, or with
+``exact=True``, the corrected mask is built with RLE merges and its IoUs computed by pycocotools
+("exact" path). Tests check both paths against dense masks and stock ``COCOeval``.
 """
 
 from __future__ import annotations
@@ -30,36 +39,43 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from analysis.coco_eval import rle_area
-from analysis.seg_errors.error_types import BackgroundFP, ErrorType, Target
+from analysis.seg_errors.error_types import ErrorType, Target
 
 __all__ = ["MODES", "Chunk", "ChunkResult", "process_chunk"]
 
 MODES = ("paper", "authors")
+_BASE = ("fFP", "bFP", "FN")
 
 
 @dataclass
 class Chunk:
-    """Consecutive images and their (image, category) pairs, as a worker needs them.
+    """Consecutive images, as a worker needs them. Per image (lists indexed by image):
 
     Attributes:
-        image_sizes: per image (height, width).
-        image_gts: per image, global ground-truth indices in file order.
-        gt_rles, gt_crowd: per global gt index in this chunk (dicts keyed by global index).
-        image_pairs: per image, list of pairs ``(gt_indices, det_rles)``: the pair's ground
-            truths (global indices, file order) and its evaluated detections (score order).
+        sizes: (height, width).
+        gt_rles, gt_crowd, gt_cat: the image's ground truths in file order (RLE dicts, bools,
+            category indices).
+        dets: the image's evaluated predictions, in the global evaluated order (pairs by
+            category, score order inside a pair), as RLE dicts.
+        pairs: per (image, category) pair, in the same order: ``(n_dets, gt_columns)`` with
+            ``gt_columns`` the local indices of the pair's ground truths (file order).
         n_iou, n_det: lengths of this chunk's slices of the flat IoU and detection arrays.
+        types, mode, iou_threshold, exact: the analysis settings.
     """
 
-    image_sizes: list
-    image_gts: list
-    gt_rles: dict
-    gt_crowd: dict
-    image_pairs: list
+    sizes: list
+    gt_rles: list
+    gt_crowd: list
+    gt_cat: list
+    dets: list
+    det_cat: list
+    pairs: list
     n_iou: int
     n_det: int
     types: list
     mode: str
     iou_threshold: float
+    exact: bool = False
 
 
 @dataclass
@@ -68,12 +84,14 @@ class ChunkResult:
 
     Attributes:
         ious: ``(n_iou,)`` float64 baseline IoU blocks.
-        areas: ``(n_det,)`` float64 baseline detection areas (pixels).
-        match: ``(n_det,)`` int64 matched global gt index, -1 if unmatched.
+        areas: ``(n_det,)`` float64 baseline prediction areas (pixels).
+        match: ``(n_det,)`` int64 matched ground truth as a chunk-global index
+            (``gt_offset[image] + local``), -1 if unmatched; see :attr:`gt_offsets`.
         fixed_ious, fixed_areas: per error type name, the same arrays after the fix.
-        pixels: per base type name, error pixels summed over matched predictions (Eq. 1).
-        pixels_unmatched: the same over unmatched predictions that got a target (authors mode).
+        pixels: per base type, error pixels summed over matched predictions (Eq. 1).
+        pixels_unmatched: the same over unmatched predictions given a target (authors mode).
         n_targets_unmatched: unmatched predictions corrected (authors mode).
+        n_exact: predictions corrected on the exact (RLE) path.
     """
 
     ious: np.ndarray
@@ -81,142 +99,198 @@ class ChunkResult:
     match: np.ndarray
     fixed_ious: dict = field(default_factory=dict)
     fixed_areas: dict = field(default_factory=dict)
-    pixels: dict = field(default_factory=dict)
-    pixels_unmatched: dict = field(default_factory=dict)
+    pixels: dict = field(default_factory=lambda: dict.fromkeys(_BASE, 0))
+    pixels_unmatched: dict = field(default_factory=lambda: dict.fromkeys(_BASE, 0))
     n_targets_unmatched: int = 0
+    n_exact: int = 0
 
 
-class _ImageMasks:
-    """Per-image G (union of non-crowd gts), its complement and the fFP keep-masks, lazily."""
+def _intersections(iou: np.ndarray, a_det: np.ndarray, a_gt: np.ndarray,
+                   crowd: np.ndarray) -> np.ndarray:
+    """Exact ``|D & G|`` pixel counts from pycocotools IoUs ``(D, G)``.
 
-    def __init__(self, h: int, w: int, gt_rles: list):
-        self.h, self.w = h, w
-        self.gt_rles = gt_rles
-        self.union = mask_utils.merge(gt_rles, intersect=False) if gt_rles else None
-        self._background = None
-        self._targets: dict[int, Target] = {}
+    Non-crowd: iou = i / (a_d + a_g - i), so i = iou (a_d + a_g) / (1 + iou); crowd:
+    iou = i / a_d. Both are integers, recovered exactly by rounding (float64 relative error
+    ~1e-16 is far below 0.5 pixel for any image size).
+    """
+    plain = iou * (a_det[:, None] + a_gt[None, :]) / (1.0 + iou)
+    inter = np.where(crowd[None, :], iou * a_det[:, None], plain)
+    return np.rint(inter)
 
-    def target(self, gt_index: int, gt_rle: dict) -> Target:
-        t = self._targets.get(gt_index)
-        if t is None:
-            if self._background is None:
-                # One dense pass per image: RLEs support union and intersection only.
-                g = mask_utils.decode(self.union)
-                self._background = mask_utils.encode(np.asfortranarray(1 - g))
-            keep = mask_utils.merge([self._background, gt_rle], intersect=False)
-            t = self._targets[gt_index] = Target(gt=gt_rle, union=self.union, keep=keep)
-        return t
+
+def _iou_from_counts(inter: np.ndarray, a_det: np.ndarray, a_gt: np.ndarray,
+                     crowd: np.ndarray) -> np.ndarray:
+    """pycocotools' ``rleIou`` from pixel counts: ``i / u`` as float64, 0 when ``i == 0``."""
+    union = np.where(crowd[None, :], a_det[:, None], a_det[:, None] + a_gt[None, :] - inter)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = inter / union
+    return np.where(inter > 0, out, 0.0)
+
+
+def _background(union: dict) -> dict:
+    # One dense pass per image: pycocotools RLEs have union and intersection only.
+    return mask_utils.encode(np.asfortranarray(1 - mask_utils.decode(union)))
 
 
 def process_chunk(chunk: Chunk) -> ChunkResult:
-    """Baseline IoUs, matching and the corrected IoUs/areas of one chunk (see module doc)."""
+    """Baseline IoUs, matching and corrected IoUs/areas for one chunk (see module doc)."""
     thr = float(chunk.iou_threshold)
     authors = chunk.mode == "authors"
-    types: list[ErrorType] = chunk.types
-    ious = np.empty(chunk.n_iou, np.float64)
-    areas = np.empty(chunk.n_det, np.float64)
-    match = np.full(chunk.n_det, -1, np.int64)
-    fixed_ious = {t.name: None for t in types}
-    fixed_areas = {t.name: None for t in types}
-    res = ChunkResult(ious, areas, match)
-    base_names = ("fFP", "bFP", "FN")
-    pix = dict.fromkeys(base_names, 0)
-    pix_un = dict.fromkeys(base_names, 0)
-    bfp_name = next((t.name for t in types if t == BackgroundFP()), None)
+    types: list[ErrorType] = list(chunk.types)
+    res = ChunkResult(np.empty(chunk.n_iou), np.empty(chunk.n_det),
+                      np.full(chunk.n_det, -1, np.int64))
+    for t in types:
+        res.fixed_ious[t.name] = np.empty(chunk.n_iou)
+        res.fixed_areas[t.name] = np.empty(chunk.n_det)
+    io = do = gt_off = 0
+    for img in range(len(chunk.sizes)):
+        dets, pairs = chunk.dets[img], chunk.pairs[img]
+        gt_rles = chunk.gt_rles[img]
+        crowd = np.asarray(chunk.gt_crowd[img], bool)
+        n_d, n_g = len(dets), len(gt_rles)
+        a_det = rle_area(dets)
+        if n_d and n_g:
+            iou = np.asarray(mask_utils.iou(dets, gt_rles, crowd.astype(np.uint8).tolist()),
+                             dtype=np.float64).reshape(n_d, n_g)
+        else:
+            iou = np.zeros((n_d, n_g))
+        # Pair blocks (rows: the pair's predictions, columns: its ground truths).
+        blocks = []
+        r0 = 0
+        for n_pd, cols in pairs:
+            blocks.append((r0, n_pd, np.asarray(cols, np.int64)))
+            r0 += n_pd
+        target = np.full(n_d, -1, np.int64)
+        matched = np.zeros(n_d, bool)
+        for r0, n_pd, cols in blocks:
+            nc = cols[~crowd[cols]]
+            if n_pd and len(nc):
+                sub = iou[r0:r0 + n_pd][:, nc]
+                j = sub.argmax(axis=1)
+                ok = sub[np.arange(n_pd), j] >= thr
+                target[r0:r0 + n_pd][ok] = nc[j[ok]]
+                matched[r0:r0 + n_pd] = ok
+        nc_all = np.flatnonzero(~crowd)
+        if authors and len(nc_all):
+            target[~matched] = nc_all[-1]
+        res.match[do:do + n_d] = np.where(matched, target + gt_off, -1)
+        res.areas[do:do + n_d] = a_det
 
-    # Pass 1: baseline IoUs, areas and matching for the whole chunk.
-    io = do = 0
-    rows_per_image = []
-    for img, pairs in enumerate(chunk.image_pairs):
-        img_rows = []
-        for gts, dets in pairs:
-            D, G = len(dets), len(gts)
-            if D:
-                areas[do:do + D] = rle_area(dets)
-            if D and G:
-                crowd = [int(chunk.gt_crowd[g]) for g in gts]
-                block = np.asarray(mask_utils.iou(dets, [chunk.gt_rles[g] for g in gts], crowd),
-                                   dtype=np.float64).reshape(D, G)
-                ious[io:io + D * G] = block.ravel()
-                nc = np.flatnonzero(~np.asarray(crowd, bool))
-                if len(nc):
-                    sub = block[:, nc]
-                    j = sub.argmax(axis=1)
-                    ok = sub[np.arange(D), j] >= thr
-                    match[do:do + D][ok] = np.asarray(gts)[nc[j[ok]]]
-            img_rows.append((io, do, D, G))
-            io += D * G
-            do += D
-        rows_per_image.append(img_rows)
+        fixed = {t.name: (iou, a_det) for t in types}
+        has_target = target >= 0
+        if has_target.any():
+            fixed = _correct_image(chunk, img, types, iou, a_det, target, matched, crowd, res)
+
+        # Scatter baseline and corrected pair blocks into the flat arrays.
+        for r0, n_pd, cols in blocks:
+            size = n_pd * len(cols)
+            if size:
+                res.ious[io:io + size] = iou[r0:r0 + n_pd][:, cols].ravel()
+                for t in types:
+                    res.fixed_ious[t.name][io:io + size] = \
+                        fixed[t.name][0][r0:r0 + n_pd][:, cols].ravel()
+            io += size
+        for t in types:
+            res.fixed_areas[t.name][do:do + n_d] = fixed[t.name][1]
+        do += n_d
+        gt_off += n_g
+    return res
+
+
+def _correct_image(chunk: Chunk, img: int, types: list[ErrorType], iou: np.ndarray,
+                   a_det: np.ndarray, target: np.ndarray, matched: np.ndarray,
+                   crowd: np.ndarray, res: ChunkResult) -> dict:
+    """Corrected ``(iou (D, G), areas (D,))`` per type name for one image; adds pixel counts."""
+    dets, gt_rles = chunk.dets[img], chunk.gt_rles[img]
+    n_d, n_g = iou.shape
+    a_gt = rle_area(gt_rles)
+    inter = _intersections(iou, a_det, a_gt, crowd)                       # (D, G)
+    rows = np.flatnonzero(target >= 0)
+    s = target[rows]
+    # Ground truths overlapping each other (pixel sets, crowd regions included).
+    if n_g > 1:
+        ov = np.asarray(mask_utils.iou(gt_rles, gt_rles, [0] * n_g)).reshape(n_g, n_g) > 0
+        np.fill_diagonal(ov, False)
+    else:
+        ov = np.zeros((n_g, n_g), bool)
+    involved = inter[rows] > 0
+    involved[np.arange(len(rows)), s] = True
+    inv = involved.astype(np.int64)
+    pairwise_disjoint = ((inv @ ov.astype(np.int64)) * inv).sum(axis=1) == 0
+    gt_cat = np.asarray(chunk.gt_cat[img])
+    same_cat = gt_cat[None, :] == np.asarray(chunk.det_cat[img])[rows][:, None]
+    star_clear = ~(ov[s] & same_cat).any(axis=1)
+    clean = pairwise_disjoint & star_clear & (not chunk.exact)
+
+    # Parts of D (valid on clean rows): on G*, on other non-crowd instances, on background.
+    on_star = inter[rows, s]
+    nc = ~crowd
+    on_others = (inter[rows] * nc[None, :]).sum(axis=1) - on_star
+    on_bg = a_det[rows] - on_star - on_others
+    missing = a_gt[s] - on_star
+
+    # Eq. 1 pixel counts (clean rows from the parts, others from RLE masks below).
+    px = {"fFP": on_others.copy(), "bFP": on_bg.copy(), "FN": missing.copy()}
+    out = {}
+    exact_rows = np.flatnonzero(~clean)
+    union = mask_utils.merge([gt_rles[i] for i in np.flatnonzero(nc)], intersect=False)
+    targets: dict[int, Target] = {}
+    background = None
+
+    def target_of(g: int) -> Target:
+        nonlocal background
+        if g not in targets:
+            if background is None:
+                background = _background(union)
+            keep = mask_utils.merge([background, gt_rles[g]], intersect=False)
+            targets[g] = Target(gt=gt_rles[g], union=union, keep=keep)
+        return targets[g]
+
+    bfp_masks = None
+    if len(exact_rows):
+        # D & G is the bFP fix: keep the masks for that type.
+        bfp_masks = [mask_utils.merge([dets[rows[k]], union], intersect=True)
+                     for k in exact_rows]
+        d_and_g = rle_area(bfp_masks)
+        px["fFP"][exact_rows] = d_and_g - on_star[exact_rows]
+        px["bFP"][exact_rows] = a_det[rows[exact_rows]] - d_and_g
+        res.n_exact += len(exact_rows)
+    for k in ("fFP", "bFP", "FN"):
+        res.pixels[k] += int(px[k][matched[rows]].sum())
+        res.pixels_unmatched[k] += int(px[k][~matched[rows]].sum())
+    res.n_targets_unmatched += int((~matched[rows]).sum())
 
     for t in types:
-        fixed_ious[t.name] = ious.copy()
-        fixed_areas[t.name] = areas.copy()
-
-    # Pass 2: targets and fixes, image by image.
-    for img, pairs in enumerate(chunk.image_pairs):
-        nc_gts = [g for g in chunk.image_gts[img] if not chunk.gt_crowd[g]]
-        if not nc_gts:
-            continue
-        h, w = chunk.image_sizes[img]
-        masks = _ImageMasks(h, w, [chunk.gt_rles[g] for g in nc_gts])
-        gt_area = dict(zip(nc_gts, rle_area([chunk.gt_rles[g] for g in nc_gts])))
-        last = nc_gts[-1]
-        for (gts, dets), (io0, do0, D, G) in zip(pairs, rows_per_image[img]):
-            if D == 0:
-                continue
-            targeted = []  # (row, target, gt index, matched?)
-            for r in range(D):
-                g = int(match[do0 + r])
-                if g >= 0:
-                    targeted.append((r, masks.target(g, chunk.gt_rles[g]), g, True))
-                elif authors:
-                    targeted.append((r, masks.target(last, chunk.gt_rles[last]), last, False))
-            if not targeted:
-                continue
-            rows = [x[0] for x in targeted]
-            crowd = [int(chunk.gt_crowd[g]) for g in gts]
-            gt_rles = [chunk.gt_rles[g] for g in gts]
-            bfp_area = None
-            for t in types:
-                fixed = [t.fix(dets[r], tg) for r, tg, _, _ in targeted]
-                fa = rle_area(fixed)
-                fixed_areas[t.name][do0 + np.asarray(rows)] = fa
-                if t.name == bfp_name:
-                    bfp_area = fa
-                if G:
-                    blk = np.asarray(mask_utils.iou(fixed, gt_rles, crowd),
-                                     dtype=np.float64).reshape(len(fixed), G)
-                    view = fixed_ious[t.name][io0:io0 + D * G].reshape(D, G)
-                    view[rows] = blk
-            # Eq. 1 pixel counts: |D & G| (the bFP fix) and |D & G*|.
-            if bfp_area is None:
-                bfp_area = rle_area([mask_utils.merge([dets[r], tg.union], intersect=True)
-                                     for r, tg, _, _ in targeted])
-            r_arr = np.asarray(rows)
-            g_arr = np.array([x[2] for x in targeted])
-            is_m = np.array([x[3] for x in targeted])
-            a_d = areas[do0 + r_arr]
-            a_g = np.array([gt_area[g] for g in g_arr], dtype=np.float64)
-            a_i = np.empty(len(targeted))
-            if is_m.any():
-                col = {g: c for c, g in enumerate(gts)}
-                cols = np.array([col[g] for g in g_arr[is_m]])
-                iou = ious[io0 + r_arr[is_m] * G + cols]
-                # |D & G*| from the IoU: i = iou (|D| + |G*|) / (1 + iou), exact once rounded.
-                a_i[is_m] = np.rint(iou * (a_d[is_m] + a_g[is_m]) / (1.0 + iou))
-            if not is_m.all():
-                a_i[~is_m] = rle_area([mask_utils.merge([dets[r], tg.gt], intersect=True)
-                                       for r, tg, _, m in targeted if not m])
-                res.n_targets_unmatched += int((~is_m).sum())
-            for sel, out in ((is_m, pix), (~is_m, pix_un)):
-                if sel.any():
-                    out["fFP"] += int((bfp_area[sel] - a_i[sel]).sum())
-                    out["bFP"] += int((a_d[sel] - bfp_area[sel]).sum())
-                    out["FN"] += int((a_g[sel] - a_i[sel]).sum())
-
-    res.fixed_ious = fixed_ious
-    res.fixed_areas = fixed_areas
-    res.pixels = pix
-    res.pixels_unmatched = pix_un
-    return res
+        parts = {p.name for p in t.parts}
+        f_iou, f_area = iou.copy(), a_det.copy()
+        # Analytic path: corrected area and intersections as sums of D's parts.
+        c = np.flatnonzero(clean)
+        if len(c):
+            rc, sc = rows[c], s[c]
+            area = on_star[c].copy()
+            if "fFP" not in parts:
+                area += on_others[c]
+            if "bFP" not in parts:
+                area += on_bg[c]
+            if "FN" in parts:
+                area += missing[c]
+            new_inter = inter[rc].copy()
+            if "fFP" in parts:
+                new_inter[:, nc] = 0
+            if "bFP" in parts:
+                new_inter[:, crowd] = 0
+            new_inter[np.arange(len(c)), sc] = a_gt[sc] if "FN" in parts else on_star[c]
+            f_iou[rc] = _iou_from_counts(new_inter, area, a_gt, crowd)
+            f_area[rc] = area
+        # Exact path: build the corrected masks.
+        if len(exact_rows):
+            re_ = rows[exact_rows]
+            if [p.name for p in t.parts] == ["bFP"]:
+                masks = bfp_masks
+            else:
+                masks = [t.fix(dets[r], target_of(int(g))) for r, g in zip(re_, s[exact_rows])]
+            f_area[re_] = rle_area(masks)
+            f_iou[re_] = np.asarray(mask_utils.iou(masks, gt_rles, crowd.astype(np.uint8)
+                                                   .tolist()), np.float64).reshape(len(re_), n_g)
+        out[t.name] = (f_iou, f_area)
+    return out

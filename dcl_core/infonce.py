@@ -47,7 +47,7 @@ def info_nce(
     ``s = cosine similarity`` (embeddings are L2-normalised over C here). Evaluated as
     ``logaddexp(a, logsumexp_w(b_w)) - a`` with ``a = s_uv/t``, ``b_w = s_uw/t``, which never
     forms ``exp`` of a large number (the authors subtract a detached max; same value).
-    Half-precision inputs are computed in float32.
+    Half-precision inputs are computed in float32, and autocast is disabled inside.
 
     Args:
         anchor: floating ``[R, A, C]`` anchor embeddings (before normalisation).
@@ -102,12 +102,15 @@ def info_nce(
             x = x.float()
         return l2_normalize(x, dim=-1)
 
-    a, p, n = prepare(anchor), prepare(positive), prepare(negative)
-    inv_t = 1.0 / float(temperature)
-    logit_ap = torch.bmm(a, p.transpose(1, 2)) * inv_t  # [R, A, P]
-    logit_an = torch.bmm(a, n.transpose(1, 2)) * inv_t  # [R, A, N]
-    log_neg = torch.logsumexp(logit_an, dim=2, keepdim=True)  # [R, A, 1]
-    pair_loss = torch.logaddexp(logit_ap, log_neg) - logit_ap  # [R, A, P]
+    # Under autocast bmm would drop back to half precision; the similarities are tiny
+    # matrices, so full precision costs little and keeps 1/tau-scaled logits accurate.
+    with torch.autocast(device_type=anchor.device.type, enabled=False):
+        a, p, n = prepare(anchor), prepare(positive), prepare(negative)
+        inv_t = 1.0 / float(temperature)
+        logit_ap = torch.bmm(a, p.transpose(1, 2)) * inv_t  # [R, A, P]
+        logit_an = torch.bmm(a, n.transpose(1, 2)) * inv_t  # [R, A, N]
+        log_neg = torch.logsumexp(logit_an, dim=2, keepdim=True)  # [R, A, 1]
+        pair_loss = torch.logaddexp(logit_ap, log_neg) - logit_ap  # [R, A, P]
     if reduction == "mean":
         return pair_loss.mean(dim=(1, 2))
     if reduction == "sum":

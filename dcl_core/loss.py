@@ -134,7 +134,12 @@ class DenseContrastiveLoss(nn.Module):
             f"pair_reduction={self.pair_reduction!r}, roi_reduction={self.roi_reduction!r}"
         )
 
-    def _check_inputs(self, features: torch.Tensor, gt_masks: torch.Tensor) -> None:
+    def _check_inputs(
+        self,
+        features: torch.Tensor,
+        gt_masks: torch.Tensor,
+        generator: Optional[torch.Generator],
+    ) -> None:
         if not isinstance(features, torch.Tensor) or not features.is_floating_point():
             kind = features.dtype if isinstance(features, torch.Tensor) else type(features).__name__
             raise TypeError(f"features must be a floating torch.Tensor [R, C, H, W], got {kind}")
@@ -163,6 +168,10 @@ class DenseContrastiveLoss(nn.Module):
         if features.device != gt_masks.device:
             raise ValueError(
                 f"features are on {features.device} but gt_masks are on {gt_masks.device}"
+            )
+        if generator is not None and generator.device.type != features.device.type:
+            raise ValueError(
+                f"generator is on {generator.device} but features are on {features.device}"
             )
 
     def _zero(self, features: torch.Tensor) -> torch.Tensor:
@@ -196,9 +205,9 @@ class DenseContrastiveLoss(nn.Module):
         Raises:
             TypeError: features not floating, or gt_masks not bool.
             ValueError: shapes not ``[R, C, H, W]`` / ``[R, H, W]``, R/H/W mismatch,
-                C != ``channels``, or the two tensors on different devices.
+                C != ``channels``, or the tensors (or ``generator``) on different devices.
         """
-        self._check_inputs(features, gt_masks)
+        self._check_inputs(features, gt_masks, generator)
         r = features.shape[0]
         if self.max_rois is not None and r > self.max_rois:
             if self.roi_selection == "first":

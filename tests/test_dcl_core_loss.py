@@ -151,6 +151,16 @@ def test_info_nce_half_precision_computed_in_float32():
     torch.testing.assert_close(got, info_nce(*(x.half().float() for x in base), 0.07))
 
 
+def test_info_nce_ignores_autocast():
+    g = torch.Generator().manual_seed(6)
+    base = [torch.randn(2, 4, 8, generator=g) for _ in range(3)]
+    want = info_nce(*base, 0.07)
+    with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+        got = info_nce(*base, 0.07)
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got, want)
+
+
 def test_l2_normalize_survives_overflowing_squares():
     x = torch.tensor([[3e25, 4e25], [0.0, 0.0]])
     torch.testing.assert_close(l2_normalize(x), torch.tensor([[0.6, 0.8], [0.0, 0.0]]))
@@ -437,6 +447,10 @@ def test_cuda_forward_backward_without_host_sync():
         torch.cuda.set_sync_debug_mode(previous)
     assert torch.isfinite(loss) and loss.item() > 0
     assert zero.item() == 0.0
+    with pytest.raises(ValueError, match="generator"):
+        module(features, masks, generator=torch.Generator())
+    with pytest.raises(ValueError, match="gt_masks"):
+        module(features, masks.cpu())
     assert torch.isfinite(features.grad).all() and features.grad.abs().sum() > 0
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in module.parameters())
     assert module.last_num_rois == 0 and module.last_num_valid.device.type == "cuda"

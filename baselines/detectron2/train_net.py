@@ -26,6 +26,7 @@ from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.config import get_cfg
 from detectron2.engine import DefaultTrainer, default_argument_parser, default_setup, launch
 from detectron2.evaluation import inference_on_dataset
+from detectron2.utils.events import CommonMetricPrinter, JSONWriter, TensorboardXWriter
 
 from dcl_detectron2 import add_dcl_config
 from dcl_detectron2.data import parse_dataset_arg, register_coco_dataset
@@ -34,6 +35,16 @@ from dcl_detectron2.predictions import COCOResultsWriter
 
 class Trainer(DefaultTrainer):
     """detectron2's trainer; evaluation only writes predictions (scored outside)."""
+
+
+    def build_writers(self):
+        # `metrics.json` of a run folder is its evaluation (the workflow's convention); the
+        # per-iteration training events (losses, time, lr) go to `train_metrics.json`.
+        return [
+            CommonMetricPrinter(self.max_iter),
+            JSONWriter(str(Path(self.cfg.OUTPUT_DIR) / "train_metrics.json")),
+            TensorboardXWriter(self.cfg.OUTPUT_DIR),
+        ]
 
     @classmethod
     def build_evaluator(cls, cfg, dataset_name, output_folder=None):
@@ -47,11 +58,17 @@ def setup(args):
     cfg = get_cfg()
     add_dcl_config(cfg)
     # Fail before any training with one line naming the key or file, not a traceback.
+    # (yacs reports an unknown key as KeyError from a file, AssertionError from the command
+    # line, and a wrong type as ValueError.)
+    errors = (KeyError, AssertionError, ValueError, FileNotFoundError)
     try:
         cfg.merge_from_file(args.config_file)
-        cfg.merge_from_list(args.opts)
-    except (KeyError, FileNotFoundError) as e:
+    except errors as e:
         raise SystemExit(f"error: {args.config_file}: {e}") from None
+    try:
+        cfg.merge_from_list(args.opts)
+    except errors as e:
+        raise SystemExit(f"error: command-line override: {e}") from None
     num_classes = None
     for spec in args.dataset:
         try:

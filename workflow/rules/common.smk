@@ -5,6 +5,10 @@ def _fail(message):
     raise WorkflowError(f"config.yaml: {message}")
 
 
+# Code and framework configs live beside the Snakefile; data and results in the working
+# directory (`--directory` runs the same workflow elsewhere, as the tests do).
+REPO = Path(workflow.basedir)
+DOWNLOADS = config.get("downloads", "resources/downloads")
 SCALE = config["scale"]
 RESULTS = f"results/{SCALE}"
 if SCALE not in config["presets"]:
@@ -51,6 +55,11 @@ def split(dataset, name):
 
 def model_cfg(wildcards):
     return PRESET["models"][wildcards.model]
+
+
+def model_config_file(wildcards):
+    """The framework config of a run's model; a relative path is relative to the repository."""
+    return str(REPO / model_cfg(wildcards)["config"])
 
 
 def train_opts(wildcards):

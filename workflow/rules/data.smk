@@ -12,7 +12,7 @@ rule embedded_dataset:
     log:
         "logs/data/embedded.log",
     shell:
-        "python -m dcl_data.embedded --downloads resources/downloads --out {output} > {log} 2>&1"
+        "python -m dcl_data.embedded --downloads {DOWNLOADS} --out {output} > {log} 2>&1"
 
 
 def dataset_inputs(wildcards):

@@ -5,7 +5,7 @@
 rule predict_detectron2:
     input:
         data=dataset_inputs,
-        config=lambda wildcards: model_cfg(wildcards)["config"],
+        config=model_config_file,
         weights=f"{RESULTS}/{{dataset}}/{{model}}/{{variant}}/model_final.pth",
     output:
         f"{RESULTS}/{{dataset}}/{{model}}/{{variant}}/predictions_val.json",
@@ -19,7 +19,7 @@ rule predict_detectron2:
         datasets=dataset_args,
         opts=train_opts,
     shell:
-        "OMP_NUM_THREADS={threads} python baselines/detectron2/train_net.py --eval-only"
+        "OMP_NUM_THREADS={threads} python {REPO}/baselines/detectron2/train_net.py --eval-only"
         " --config-file {input.config} {params.datasets} --predictions-out {output}"
         " OUTPUT_DIR {params.outdir} {params.opts} MODEL.WEIGHTS {input.weights} > {log} 2>&1"
 

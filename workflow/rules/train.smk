@@ -4,7 +4,7 @@
 rule train_detectron2:
     input:
         data=dataset_inputs,
-        config=lambda wildcards: model_cfg(wildcards)["config"],
+        config=model_config_file,
     output:
         f"{RESULTS}/{{dataset}}/{{model}}/{{variant}}/model_final.pth",
     log:
@@ -21,6 +21,6 @@ rule train_detectron2:
         # --resume: a killed run continues from OUTPUT_DIR/last_checkpoint (checkpoints are
         # written before the tag that points at them, so the tag never names a partial file).
         # tee: the console shows detectron2's progress lines (iteration, losses, ETA).
-        "OMP_NUM_THREADS={threads} python baselines/detectron2/train_net.py --resume"
+        "OMP_NUM_THREADS={threads} python {REPO}/baselines/detectron2/train_net.py --resume"
         " --num-gpus {params.gpus} --config-file {input.config} {params.datasets}"
         " OUTPUT_DIR {params.outdir} {params.opts} 2>&1 | tee {log}"

@@ -2,6 +2,7 @@
 
 import json
 import logging
+import math
 import sys
 
 from analysis.coco_eval import evaluate_segm
@@ -13,6 +14,8 @@ sys.stderr = open(snakemake.log[0], "a")
 with open(snakemake.input.predictions) as f:
     num_predictions = len(json.load(f))
 stats = evaluate_segm(snakemake.params.gt, snakemake.input.predictions)
+# pycocotools' -1 (no ground truth in that area range) arrives as NaN: JSON has no NaN.
+stats = {k: (None if math.isnan(v) else v) for k, v in stats.items()}
 logging.info("segm stats x100: %s", stats)
 write_json_atomic(
     {

@@ -13,7 +13,17 @@ from analysis.seg_errors.error_types import (BASE_ERRORS, DEFAULT_TYPES, Backgro
                                              ForegroundFP, Target, parse_error_types)
 from analysis.seg_errors.fast_eval import EvalLayout
 from analysis.seg_errors.io import write_json_atomic
-from analysis.seg_errors.report import figure2, format_summary, load_runs, table8
+
+_REPORT = ("figure2", "format_summary", "load_runs", "table8")
+
+
+def __getattr__(name: str):
+    # Imported lazily so that ``python -m analysis.seg_errors.report`` does not find its own
+    # module already imported by the package (runpy warns), and seaborn loads only when used.
+    if name in _REPORT:
+        from analysis.seg_errors import report
+        return getattr(report, name)
+    raise AttributeError(f"module 'analysis.seg_errors' has no attribute {name!r}")
 
 __all__ = [
     "analyze_errors", "DEFAULT_IOU_THRESHOLD", "MODES",

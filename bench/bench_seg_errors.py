@@ -45,6 +45,13 @@ from analysis.seg_errors import analyze_errors, write_json_atomic  # noqa: E402
 from analysis.seg_errors.synthetic import make_synthetic_coco  # noqa: E402
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process and its finished children (load-independent cost)."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(
+        resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def stock_eval(gt: dict, dt: list) -> tuple[np.ndarray, dict]:
     """One plain pycocotools segm evaluation; returns (stats, seconds per phase)."""
     t0 = time.perf_counter()
@@ -83,18 +90,23 @@ def main(argv=None) -> int:
           f"(generated in {t_gen:.1f} s)", flush=True)
 
     # loadRes adds keys to the result dicts: give stock its own copy (not timed).
-    stock_stats, stock_t = stock_eval(copy.deepcopy(gt), copy.deepcopy(dt))
+    gt_copy, dt_copy = copy.deepcopy(gt), copy.deepcopy(dt)
+    c0 = cpu_seconds()
+    stock_stats, stock_t = stock_eval(gt_copy, dt_copy)
+    stock_t["cpu"] = cpu_seconds() - c0
+    del gt_copy, dt_copy
     print(f"stock COCOeval: {stock_t['total']:.1f} s", flush=True)
     stock_stats100 = np.where(stock_stats == -1, np.nan, stock_stats * 100)
 
     rows = []
     for jobs in args.jobs:
-        t = time.perf_counter()
+        c0, t = cpu_seconds(), time.perf_counter()
         res = analyze_errors(gt, dt, types=["fFP", "bFP", "FN"], jobs=jobs)
-        wall = time.perf_counter() - t
+        wall, cpu = time.perf_counter() - t, cpu_seconds() - c0
         base = np.array([res["baseline"][k] for k in res["baseline"]])
         same = bool(np.array_equal(base, stock_stats100, equal_nan=True))
         rows.append({"jobs": jobs, "seconds": wall, "ratio_to_stock": wall / stock_t["total"],
+                     "cpu_seconds": cpu,
                      "phases": res["settings"]["seconds"], "baseline_equals_stock": same,
                      "baseline_AP": res["baseline"]["AP"],
                      "delta_AP": {k: v["AP"] for k, v in res["delta"].items()},
@@ -105,18 +117,23 @@ def main(argv=None) -> int:
 
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print()
-    print(f"{'what':<34}{'seconds':>9}{'x stock':>9}")
-    print(f"{'stock COCOeval (baseline only)':<34}{stock_t['total']:>9.1f}{1.0:>9.2f}")
+    print(f"{'what':<36}{'wall s':>8}{'x stock':>9}{'CPU s':>8}")
+    print(f"{'stock COCOeval (baseline only)':<36}{stock_t['total']:>8.1f}{1.0:>9.2f}"
+          f"{stock_t['cpu']:>8.1f}")
     for r in rows:
         label = f"analysis, 4 evaluations, jobs={r['jobs']}"
-        print(f"{label:<34}{r['seconds']:>9.1f}{r['ratio_to_stock']:>9.2f}")
+        print(f"{label:<36}{r['seconds']:>8.1f}{r['ratio_to_stock']:>9.2f}"
+              f"{r['cpu_seconds']:>8.1f}")
+    load = os.getloadavg()[0]
+    print(f"load average at the end: {load:.1f} on {os.cpu_count()} CPUs "
+          "(wall times are only comparable on an otherwise idle machine)")
     print(f"peak RSS of this process: {peak_mb:.0f} MiB; baseline AP {rows[0]['baseline_AP']:.2f}"
           " (equal to stock: " + str(all(r["baseline_equals_stock"] for r in rows)) + ")")
     if args.out:
         write_json_atomic(args.out, {
             "images": args.images, "ground_truths": n_gt, "predictions": n_dt,
             "seed": args.seed, "generate_seconds": t_gen, "stock": stock_t,
-            "analysis": rows, "peak_rss_mib": peak_mb,
+            "analysis": rows, "peak_rss_mib": peak_mb, "load_average_end": os.getloadavg(),
             "machine": {"python": platform.python_version(), "cpu_count": os.cpu_count(),
                         "platform": platform.platform()}})
     return 0 if all(r["baseline_equals_stock"] for r in rows) else 1

@@ -22,5 +22,6 @@ include: "workflow/rules/report.smk"
 rule all:
     input:
         f"{RESULTS}/tables/dcl_vs_baseline.md",
-        expand(f"{RESULTS}/{{run}}/seg_errors.json", run=RUNS),
+        f"{RESULTS}/tables/seg_errors.md",
+        f"{RESULTS}/figures/seg_errors.png",
     default_target: True

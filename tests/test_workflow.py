@@ -55,6 +55,7 @@ def test_embedded_dry_run_plans_baseline_and_dcl(tmp_path):
     jobs = planned_jobs(out)
     assert jobs["embedded_dataset"] == 1 and jobs["train_detectron2"] == 2
     assert jobs["evaluate"] == 2 and jobs["seg_errors"] == 2 and jobs["table_dcl_vs_baseline"] == 1
+    assert jobs["seg_errors_report"] == 1
     assert "embedded/mask_rcnn_r18_fpn/baseline/model_final.pth" in out
     assert "embedded/mask_rcnn_r18_fpn/dcl_w1.2_t0.07_k32/model_final.pth" in out
 
@@ -144,6 +145,8 @@ def test_smoke_workflow_end_to_end_and_resume_after_kill(tmp_path):
         assert metrics["num_predictions"] >= 0
         errors = json.loads((wd / f"results/smoke/embedded/mask_rcnn_r18_fpn/{variant}/seg_errors.json").read_text())
         assert set(errors["delta"]) >= {"fFP", "bFP", "FN"}
+    assert (wd / "results/smoke/figures/seg_errors.png").stat().st_size > 0
+    assert "FN" in (wd / "results/smoke/tables/seg_errors.md").read_text()
     again = snakemake(wd, "--cores", "2")
     assert "Nothing to be done" in again.stdout + again.stderr
 

@@ -123,7 +123,8 @@ def analyze_errors(gt: Any, dt: Any, *, types: Iterable[str | ErrorType] = DEFAU
             unmatched predictions corrected too, against the image's last ground truth; see
             :mod:`analysis.seg_errors.corrections`).
         iou_threshold: minimum mask IoU for a prediction to match a ground truth (paper: 0.1).
-        jobs: worker processes for the per-image work (1 = in this process).
+        jobs: worker processes for the per-image work and the evaluations (1 = in this
+            process). On Linux they are forked and share the inputs without pickling.
         on_unknown: ``"error"`` or ``"skip"`` for results with unknown image/category ids.
         exact: build every corrected mask with RLE operations instead of deriving corrected
             IoUs from pixel counts where that is exact (same numbers, slower; for checking).

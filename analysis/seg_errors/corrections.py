@@ -213,26 +213,38 @@ def _correct_image(chunk: Chunk, img: int, types: list[ErrorType], iou: np.ndarr
         np.fill_diagonal(ov, False)
     else:
         ov = np.zeros((n_g, n_g), bool)
-    involved = inter[rows] > 0
-    involved[np.arange(len(rows)), s] = True
-    inv = involved.astype(np.int64)
-    pairwise_disjoint = ((inv @ ov.astype(np.int64)) * inv).sum(axis=1) == 0
+    # When is the pixel-count algebra exact? (Each condition is checked per prediction.)
+    # disjoint_t: the ground truths D touches (crowd included) do not overlap each other;
+    # disjoint_s: the same with G* added; star_clear: G* overlaps no other ground truth of
+    # D's category. bFP needs disjoint_t, fFP disjoint_s, FN star_clear, combinations both.
+    touched = inter[rows] > 0
+    with_star = touched.copy()
+    with_star[np.arange(len(rows)), s] = True
+    ov_i = ov.astype(np.int64)
+
+    def disjoint(m: np.ndarray) -> np.ndarray:
+        mi = m.astype(np.int64)
+        return ((mi @ ov_i) * mi).sum(axis=1) == 0
+
     gt_cat = np.asarray(chunk.gt_cat[img])
     same_cat = gt_cat[None, :] == np.asarray(chunk.det_cat[img])[rows][:, None]
-    star_clear = ~(ov[s] & same_cat).any(axis=1)
-    clean = pairwise_disjoint & star_clear & (not chunk.exact)
+    if chunk.exact:
+        disjoint_t = disjoint_s = star_clear = np.zeros(len(rows), bool)
+    else:
+        disjoint_t, disjoint_s = disjoint(touched), disjoint(with_star)
+        star_clear = ~(ov[s] & same_cat).any(axis=1)
 
-    # Parts of D (valid on clean rows): on G*, on other non-crowd instances, on background.
+    # Parts of D: on G*, on other non-crowd instances, on background (the remainder).
     on_star = inter[rows, s]
     nc = ~crowd
     on_others = (inter[rows] * nc[None, :]).sum(axis=1) - on_star
     on_bg = a_det[rows] - on_star - on_others
     missing = a_gt[s] - on_star
 
-    # Eq. 1 pixel counts (clean rows from the parts, others from RLE masks below).
+    # Eq. 1 pixel counts: FN always from the parts, fFP/bFP where disjoint_s holds, else from
+    # |D & G| built as an RLE (that mask is also the bFP fix: kept for it).
     px = {"fFP": on_others.copy(), "bFP": on_bg.copy(), "FN": missing.copy()}
     out = {}
-    exact_rows = np.flatnonzero(~clean)
     union = mask_utils.merge([gt_rles[i] for i in np.flatnonzero(nc)], intersect=False)
     targets: dict[int, Target] = {}
     background = None
@@ -246,51 +258,56 @@ def _correct_image(chunk: Chunk, img: int, types: list[ErrorType], iou: np.ndarr
             targets[g] = Target(gt=gt_rles[g], union=union, keep=keep)
         return targets[g]
 
-    bfp_masks = None
-    if len(exact_rows):
-        # D & G is the bFP fix: keep the masks for that type.
-        bfp_masks = [mask_utils.merge([dets[rows[k]], union], intersect=True)
-                     for k in exact_rows]
-        d_and_g = rle_area(bfp_masks)
-        px["fFP"][exact_rows] = d_and_g - on_star[exact_rows]
-        px["bFP"][exact_rows] = a_det[rows[exact_rows]] - d_and_g
-        res.n_exact += len(exact_rows)
+    pix_rows = np.flatnonzero(~disjoint_s)
+    d_and_g_masks = {}
+    if len(pix_rows):
+        masks = [mask_utils.merge([dets[rows[k]], union], intersect=True) for k in pix_rows]
+        d_and_g_masks = dict(zip(pix_rows.tolist(), masks))
+        d_and_g = rle_area(masks)
+        px["fFP"][pix_rows] = d_and_g - on_star[pix_rows]
+        px["bFP"][pix_rows] = a_det[rows[pix_rows]] - d_and_g
     for k in ("fFP", "bFP", "FN"):
         res.pixels[k] += int(px[k][matched[rows]].sum())
         res.pixels_unmatched[k] += int(px[k][~matched[rows]].sum())
     res.n_targets_unmatched += int((~matched[rows]).sum())
+    used_rle = ~disjoint_s
 
     for t in types:
-        parts = {p.name for p in t.parts}
+        names = [p.name for p in t.parts]
+        ok = {("fFP",): disjoint_s, ("bFP",): disjoint_t,
+              ("FN",): star_clear}.get(tuple(names), disjoint_s & star_clear)
         f_iou, f_area = iou.copy(), a_det.copy()
         # Analytic path: corrected area and intersections as sums of D's parts.
-        c = np.flatnonzero(clean)
+        c = np.flatnonzero(ok)
         if len(c):
             rc, sc = rows[c], s[c]
             area = on_star[c].copy()
-            if "fFP" not in parts:
+            if "fFP" not in names:
                 area += on_others[c]
-            if "bFP" not in parts:
+            if "bFP" not in names:
                 area += on_bg[c]
-            if "FN" in parts:
+            if "FN" in names:
                 area += missing[c]
             new_inter = inter[rc].copy()
-            if "fFP" in parts:
+            if "fFP" in names:
                 new_inter[:, nc] = 0
-            if "bFP" in parts:
+            if "bFP" in names:
                 new_inter[:, crowd] = 0
-            new_inter[np.arange(len(c)), sc] = a_gt[sc] if "FN" in parts else on_star[c]
+            new_inter[np.arange(len(c)), sc] = a_gt[sc] if "FN" in names else on_star[c]
             f_iou[rc] = _iou_from_counts(new_inter, area, a_gt, crowd)
             f_area[rc] = area
-        # Exact path: build the corrected masks.
-        if len(exact_rows):
-            re_ = rows[exact_rows]
-            if [p.name for p in t.parts] == ["bFP"]:
-                masks = bfp_masks
+        # Exact path: build the corrected masks with RLE merges.
+        ex = np.flatnonzero(~ok)
+        if len(ex):
+            re_ = rows[ex]
+            if names == ["bFP"]:
+                masks = [d_and_g_masks[k] for k in ex.tolist()]   # ~disjoint_t implies ~disjoint_s
             else:
-                masks = [t.fix(dets[r], target_of(int(g))) for r, g in zip(re_, s[exact_rows])]
+                masks = [t.fix(dets[r], target_of(int(g))) for r, g in zip(re_, s[ex])]
             f_area[re_] = rle_area(masks)
             f_iou[re_] = np.asarray(mask_utils.iou(masks, gt_rles, crowd.astype(np.uint8)
                                                    .tolist()), np.float64).reshape(len(re_), n_g)
+            used_rle[ex] = True
         out[t.name] = (f_iou, f_area)
+    res.n_exact += int(used_rle.sum())
     return out

@@ -202,8 +202,8 @@ def test_jobs_give_identical_results():
 
 @pytest.mark.parametrize("seed", [7, 8, 9])
 def test_pixel_count_path_equals_rle_path_on_crowded_scenes(seed):
-    """Many overlapping instances and crowd regions: every per-type exactness condition
-    is hit both ways; the two paths must agree on every stat and count."""
+    """Many overlapping instances and crowd regions, so that many predictions fall back to
+    RLE masks and many do not; the two paths must agree on every stat and count."""
     gt, dt = small_data(seed, n_images=8, gts_per_image=9, crowd_fraction=0.15,
                         dets_per_image=50)
     types = ["fFP", "bFP", "FN", "fFP+bFP", "bFP+FN", "fFP+FN", "fFP+bFP+FN"]

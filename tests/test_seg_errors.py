@@ -294,6 +294,15 @@ def test_empty_predictions():
     assert out["delta"]["FN"]["AP"] == 0.0 and out["counts"]["predictions"] == 0
 
 
+def test_no_annotations_and_no_predictions():
+    """Nothing to evaluate: every stat undefined (nan), in both evaluators."""
+    for gt in (coco(H, W, [], n_cats=1), {"images": [], "annotations": [], "categories": []}):
+        assert all(math.isnan(v) for v in evaluate_segm(gt, []).values())
+        out = analyze_errors(gt, [])
+        assert all(math.isnan(v) for v in out["baseline"].values())
+        assert all(math.isnan(v) for v in out["delta"]["FN"].values())
+
+
 def test_mask_size_differs_from_image():
     gt = coco(H, W, [(1, 1, G1)], n_cats=1)
     wrong = det(1, np.ones((H, W + 1), bool), 0.9)

@@ -37,6 +37,12 @@ __all__ = ["EvalLayout"]
 _EXACT_G = 8
 
 
+def _starts(counts: np.ndarray) -> np.ndarray:
+    """Start offsets of consecutive groups of the given sizes (empty for no groups)."""
+    counts = np.asarray(counts, dtype=np.int64)
+    return np.cumsum(counts) - counts
+
+
 def _g_bucket(g: np.ndarray) -> np.ndarray:
     return np.where(g <= _EXACT_G, g, 1 << np.ceil(np.log2(np.maximum(g, 1))).astype(np.int64))
 
@@ -103,16 +109,15 @@ class EvalLayout:
         gt_counts = np.bincount(np.searchsorted(keys, gt_key), minlength=n_pairs)
         dt_all_counts = np.bincount(np.searchsorted(keys, dt_key), minlength=n_pairs)
         self.pair_gt_count = gt_counts.astype(np.int64)
-        self.pair_gt_start = np.concatenate([[0], np.cumsum(gt_counts)[:-1]]).astype(np.int64)
-        dt_all_start = np.concatenate([[0], np.cumsum(dt_all_counts)[:-1]]).astype(np.int64)
+        self.pair_gt_start = _starts(gt_counts)
+        dt_all_start = _starts(dt_all_counts)
         rank = np.arange(len(dt_sorted)) - np.repeat(dt_all_start, dt_all_counts)
         keep = rank < max_det
         self.det_index = dt_sorted[keep]
         self.det_rank = rank[keep]
         self.n_beyond_max_dets = int((~keep).sum())
         self.pair_det_count = np.minimum(dt_all_counts, max_det).astype(np.int64)
-        self.pair_det_start = np.concatenate(
-            [[0], np.cumsum(self.pair_det_count)[:-1]]).astype(np.int64)
+        self.pair_det_start = _starts(self.pair_det_count)
         self.det_pair = np.repeat(np.arange(n_pairs), self.pair_det_count)
         blocks = self.pair_det_count * self.pair_gt_count
         self.pair_iou_start = np.concatenate([[0], np.cumsum(blocks)]).astype(np.int64)

@@ -200,6 +200,18 @@ def test_jobs_give_identical_results():
     assert one_c == two["counts"]
 
 
+@pytest.mark.slow
+def test_jobs_without_fork_pickle_the_chunks(monkeypatch):
+    """Where 'fork' is unavailable (macOS, Windows) chunks are pickled to the workers."""
+    from analysis.seg_errors import analyze as analyze_module
+    monkeypatch.setattr(analyze_module, "_fork_context", lambda: None)
+    gt, dt = small_data(6, n_images=12)
+    one = analyze_errors(gt, dt, jobs=1)
+    two = analyze_errors(gt, dt, jobs=2)
+    for t in one["delta"]:
+        np.testing.assert_array_equal(as_array(one["corrected"][t]), as_array(two["corrected"][t]))
+
+
 @pytest.mark.parametrize("seed", [7, 8, 9])
 def test_pixel_count_path_equals_rle_path_on_crowded_scenes(seed):
     """Many overlapping instances and crowd regions, so that many predictions fall back to

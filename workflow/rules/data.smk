@@ -15,6 +15,80 @@ rule embedded_dataset:
         "python -m dcl_data.embedded --downloads {DOWNLOADS} --out {output} > {log} 2>&1"
 
 
+# The paper's datasets: converted or derived from raw trees the user provides (never downloaded).
+# Each rule checks the layout it reads first and fails within seconds naming what is missing;
+# raw COCO files are plain inputs, so a missing one stops the DAG before any job starts.
+SOURCES = config.get("sources", {})
+
+
+if "cityscapes" in config["datasets"]:
+
+    rule cityscapes_coco_json:
+        """Cityscapes fine -> COCO-format instance JSON per split, as mmdetection's converter
+        writes it (cityscapesscripts' label definitions; dcl_data/cityscapes_convert.py).
+        Scored COCO-style by evaluate/seg_errors; detectron2 trains from the same JSON."""
+        output:
+            train=split("cityscapes", "train")["json"],
+            val=split("cityscapes", "val")["json"],
+        log:
+            "logs/data/cityscapes_coco_json.log",
+        threads: 4
+        params:
+            root=SOURCES.get("cityscapes", "datasets/cityscapes"),
+        shell:
+            "(python -m dcl_data.paper_sets cityscapes {params.root}"
+            " && python -m dcl_data.cityscapes_convert {params.root} --split train --out {output.train} --jobs {threads}"
+            " && python -m dcl_data.cityscapes_convert {params.root} --split val --out {output.val} --jobs {threads}"
+            ") > {log} 2>&1"
+
+
+if {"coco", "coco_occ"} <= set(config["datasets"]):
+
+    rule coco_occ:
+        """COCO-OCC: the images of val2017 with occluding instance pairs (criterion and its
+        source in dcl_data/coco_subsets.py; threshold coco_occ.min_box_iou)."""
+        input:
+            split("coco", "val")["json"],
+        output:
+            split("coco_occ", "val")["json"],
+        log:
+            "logs/data/coco_occ.log",
+        params:
+            images=split("coco", "val")["images"],
+            min_box_iou=config.get("coco_occ", {}).get("min_box_iou", 0.2),
+        shell:
+            "(python -m dcl_data.paper_sets split {input} {params.images}"
+            " && python -m dcl_data.coco_subsets occ {input} --out {output} --min-box-iou {params.min_box_iou}"
+            ") > {log} 2>&1"
+
+
+if {"coco", "mini_coco"} <= set(config["datasets"]):
+
+    rule mini_coco:
+        """mini-COCO: a fixed random sample of train2017 and the first images of val2017
+        (sizes and seed in config mini_coco; definition in dcl_data/coco_subsets.py)."""
+        input:
+            train=split("coco", "train")["json"],
+            val=split("coco", "val")["json"],
+        output:
+            train=split("mini_coco", "train")["json"],
+            val=split("mini_coco", "val")["json"],
+        log:
+            "logs/data/mini_coco.log",
+        params:
+            train_images=split("coco", "train")["images"],
+            val_images=split("coco", "val")["images"],
+            n_train=config.get("mini_coco", {}).get("train_images", 5000),
+            n_val=config.get("mini_coco", {}).get("val_images", 500),
+            seed=config.get("mini_coco", {}).get("seed", 0),
+        shell:
+            "(python -m dcl_data.paper_sets split {input.train} {params.train_images}"
+            " && python -m dcl_data.paper_sets split {input.val} {params.val_images}"
+            " && python -m dcl_data.coco_subsets mini {input.train} {input.val}"
+            " --out-train {output.train} --out-val {output.val} --train-images {params.n_train}"
+            " --val-images {params.n_val} --seed {params.seed}) > {log} 2>&1"
+
+
 def dataset_inputs(wildcards):
     """What a run needs of its dataset: the built folder, or the configured annotation files."""
     if wildcards.dataset == "embedded":

@@ -180,7 +180,8 @@ class DenseContrastiveLoss(nn.Module):
         zero = features.sum() * 0.0
         for p in self.parameters():
             zero = zero + p.sum() * 0.0
-        return zero
+        # Same dtype as the R > 0 path, where info_nce computes half inputs in float32.
+        return zero.float() if zero.dtype in (torch.float16, torch.bfloat16) else zero
 
     def forward(
         self,

@@ -353,6 +353,14 @@ def test_zero_rois_gives_exact_zero_with_graph():
     _assert_exact_graph_zero(loss, features, module)
 
 
+@pytest.mark.parametrize("r", [0, 3])
+def test_half_features_give_float32_loss(r):
+    module = build(dtype=torch.bfloat16, num_samples=4)
+    features, masks = make_inputs(r=max(r, 1), dtype=torch.bfloat16)
+    loss = module(features[:r], masks[:r])
+    assert loss.dtype == torch.float32 and torch.isfinite(loss)
+
+
 def test_stable_with_small_tau_and_huge_features():
     module = build(dtype=torch.float32, num_samples=8, temperature=0.01)
     features, masks = make_inputs(dtype=torch.float32, h=12, w=12)

@@ -18,18 +18,16 @@ runs after ``--warmup`` untimed ones, and on CUDA the peak allocated memory in M
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import platform
 import statistics
 import sys
-import tempfile
 import time
 from typing import Callable, Dict, List
 
 import torch
 import torch.nn.functional as F
 
+from analysis.io import write_json_atomic
 from dcl_core import DenseContrastiveLoss
 
 
@@ -140,19 +138,6 @@ def bench_one(device: torch.device, r: int, args: argparse.Namespace) -> List[Di
     return records
 
 
-def write_json_atomic(path: str, payload: Dict) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp_", suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(payload, fh, indent=2)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", nargs="+", default=None,
@@ -203,7 +188,7 @@ def main(argv=None) -> int:
         env = {"torch": torch.__version__, "python": platform.python_version(),
                "threads": torch.get_num_threads(), "machine": platform.machine(),
                "cuda_device": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
-        write_json_atomic(args.out, {"environment": env, "argv": sys.argv[1:],
+        write_json_atomic(args.out, indent=2, obj={"environment": env, "argv": sys.argv[1:],
                                      "records": records})
         print(f"wrote {args.out}")
     return 0

@@ -41,7 +41,8 @@ if ROOT not in sys.path:
 from pycocotools.coco import COCO  # noqa: E402
 from pycocotools.cocoeval import COCOeval  # noqa: E402
 
-from analysis.seg_errors import analyze_errors, write_json_atomic  # noqa: E402
+from analysis.io import write_json_atomic  # noqa: E402
+from analysis.seg_errors import analyze_errors  # noqa: E402
 from analysis.seg_errors.synthetic import make_synthetic_coco  # noqa: E402
 
 
@@ -130,7 +131,7 @@ def main(argv=None) -> int:
     print(f"peak RSS of this process: {peak_mb:.0f} MiB; baseline AP {rows[0]['baseline_AP']:.2f}"
           " (equal to stock: " + str(all(r["baseline_equals_stock"] for r in rows)) + ")")
     if args.out:
-        write_json_atomic(args.out, {
+        write_json_atomic(args.out, indent=2, obj={
             "images": args.images, "ground_truths": n_gt, "predictions": n_dt,
             "seed": args.seed, "generate_seconds": t_gen, "stock": stock_t,
             "analysis": rows, "peak_rss_mib": peak_mb, "load_average_end": os.getloadavg(),

@@ -9,15 +9,14 @@ numbers agree with what COCOeval computes.
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pycocotools.mask as mask_utils
+
+# Re-exported: the dataset writers use the project's one atomic JSON writer.
+from analysis.io import write_json_atomic  # noqa: F401
 
 
 @dataclass
@@ -123,23 +122,3 @@ class CocoSplit:
             "annotations": self.annotations,
             "categories": self.categories,
         }
-
-
-def write_json_atomic(path: Path, obj: Any, indent: int | None = None) -> None:
-    """Write ``obj`` as JSON to ``path`` atomically (temp file in the same folder, then
-    ``os.replace``), so readers never see a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(obj, fh, indent=indent)
-            fh.write("\n")
-        # mkstemp creates 0600; results are meant to be read by others like any file.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

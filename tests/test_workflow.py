@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -127,7 +126,7 @@ def test_smoke_workflow_end_to_end_and_resume_after_kill(tmp_path):
     assert not (run_dir / "model_final.pth").exists()
 
     # 2. Re-run everything: training continues from that checkpoint, the rest completes.
-    result = snakemake(wd, "--cores", "2", "--rerun-incomplete")
+    snakemake(wd, "--cores", "2", "--rerun-incomplete")
     log = (wd / "logs/smoke/train/embedded/mask_rcnn_r18_fpn/dcl_w1.2_t0.07_k32.log").read_text()
     assert f"Loading from {run_dir.relative_to(wd) / first}" in log, log[-3000:]
     assert "No checkpoint found" not in log

@@ -12,7 +12,7 @@ from analysis.seg_errors.error_types import (BASE_ERRORS, DEFAULT_TYPES, Backgro
                                              CombinedError, ErrorType, FalseNegative,
                                              ForegroundFP, Target, parse_error_types)
 from analysis.seg_errors.fast_eval import EvalLayout
-from analysis.seg_errors.io import write_json_atomic
+from analysis.io import write_json_atomic
 
 _REPORT = ("figure2", "format_summary", "load_runs", "table8")
 

@@ -15,7 +15,7 @@ from analysis.coco_eval import CocoFormatError
 from analysis.seg_errors.analyze import DEFAULT_IOU_THRESHOLD, analyze_errors
 from analysis.seg_errors.corrections import MODES
 from analysis.seg_errors.error_types import DEFAULT_TYPES
-from analysis.seg_errors.io import write_json_atomic
+from analysis.io import write_json_atomic
 from analysis.seg_errors.report import format_summary
 
 __all__ = ["build_parser", "main"]
@@ -58,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             iou_threshold=args.iou_threshold, jobs=args.jobs,
             on_unknown="skip" if args.skip_unknown else "error")
         if args.output:
-            write_json_atomic(args.output, result)
+            write_json_atomic(args.output, result, indent=2)
     except (CocoFormatError, ValueError, OSError) as e:
         msg = " ".join(str(e).split())
         print(f"error: {msg}", file=sys.stderr)

@@ -17,11 +17,10 @@ import argparse
 import math
 import os
 import sys
-import tempfile
 from typing import Mapping, Sequence
 
 from analysis.coco_eval import STAT_NAMES
-from analysis.seg_errors.io import read_json
+from analysis.io import atomic_path, read_json, write_text_atomic
 
 __all__ = ["format_summary", "load_runs", "delta_frame", "figure2", "table8", "main"]
 
@@ -162,22 +161,6 @@ def table8(runs: Mapping[str, Mapping], digits: int = 1,
     return "\n".join(rows)
 
 
-def _atomic_save(path: str, write) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    ext = os.path.splitext(path)[1]
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=ext,
-                               dir=folder)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m analysis.seg_errors.report``; returns the exit status."""
     ap = argparse.ArgumentParser(
@@ -194,13 +177,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         md = table8(runs)
         print(md)
         if args.table:
-            def write_md(p):
-                with open(p, "w") as f:
-                    f.write(md + "\n")
-            _atomic_save(args.table, write_md)
+            write_text_atomic(args.table, md + "\n")
         if args.figure:
             fig = figure2(runs, stat=args.stat)
-            _atomic_save(args.figure, lambda p: fig.savefig(p, dpi=150))
+            with atomic_path(args.figure) as tmp:
+                fig.savefig(tmp, dpi=150)
     except (ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

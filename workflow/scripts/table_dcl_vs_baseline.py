@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from dcl_detectron2.predictions import write_text_atomic
+from analysis.io import write_text_atomic
 from paper_tables import render_dcl_vs_baseline
 
 sys.stderr = open(snakemake.log[0], "w")
@@ -38,4 +38,4 @@ for (dataset, model), variants in by_model.items():
     for dcl in dcl_runs:
         sections.append(render_dcl_vs_baseline(measured, baseline="baseline", dcl=dcl, setting=setting))
 
-write_text_atomic("\n".join(sections), snakemake.output[0])
+write_text_atomic(snakemake.output[0], "\n".join(sections))

@@ -2,33 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from pathlib import Path
 
 from detectron2.data import MetadataCatalog
 from detectron2.evaluation import DatasetEvaluator
 from detectron2.evaluation.coco_evaluation import instances_to_coco_json
 
-
-def write_text_atomic(text: str, path: Path) -> None:
-    """Write ``text`` so that ``path`` is either absent, old or complete, never partial."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_json_atomic(obj, path: Path) -> None:
-    """Write ``obj`` as JSON atomically (see :func:`write_text_atomic`)."""
-    write_text_atomic(json.dumps(obj), path)
+from analysis.io import write_json_atomic
 
 
 class COCOResultsWriter(DatasetEvaluator):
@@ -57,5 +37,5 @@ class COCOResultsWriter(DatasetEvaluator):
                 self._results.append(result)
 
     def evaluate(self):
-        write_json_atomic(self._results, self._output_file)
+        write_json_atomic(self._output_file, self._results)
         return {"predictions": {"count": len(self._results)}}

@@ -1,0 +1,87 @@
+"""Results files: JSON with ``null`` for undefined numbers, and atomic writes.
+
+Every file the project writes for others to read (predictions, metrics, error analysis, tables,
+figures, datasets) goes through :func:`atomic_path`, so a reader or a resumed run never sees a
+half-written file: it is absent, the old one, or complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+__all__ = ["atomic_path", "read_json", "to_json_safe", "write_json_atomic", "write_text_atomic"]
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[str]:
+    """Yield a temp file name beside ``path``; on success it replaces ``path`` (``os.replace``).
+
+    The folder is created if missing. On an exception the temp file is removed and any old
+    ``path`` is kept. The temp name keeps ``path``'s extension, so writers that pick a format
+    by extension (matplotlib) still work. Permissions follow the umask like a plain ``open``
+    (``mkstemp`` alone would leave 0600).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    os.close(fd)
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically (see :func:`atomic_path`)."""
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(text, encoding="utf-8")
+
+
+def to_json_safe(obj: Any) -> Any:
+    """Copy of ``obj`` with float ``nan``/``inf`` replaced by ``None`` (JSON ``null``).
+
+    pycocotools reports an undefined stat (no ground truth in an area range) as -1, which the
+    project carries as ``nan``; JSON has no NaN, so it is written as ``null``.
+    """
+    if isinstance(obj, float):
+        return None if not math.isfinite(obj) else obj
+    if isinstance(obj, dict):
+        return {str(k): to_json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_json_safe(v) for v in obj]
+    return obj
+
+
+def write_json_atomic(path: str | os.PathLike, obj: Any, *, indent: Optional[int] = None) -> None:
+    """Write ``obj`` as JSON to ``path`` atomically; ``nan``/``inf`` become ``null``.
+
+    Raises:
+        TypeError: ``obj`` holds something JSON cannot encode (the old file is kept).
+    """
+    text = json.dumps(to_json_safe(obj), indent=indent, allow_nan=False) + "\n"
+    write_text_atomic(path, text)
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """Read a JSON file.
+
+    Raises:
+        ValueError: the file is not valid JSON (the message names the file and position).
+    """
+    path = os.fspath(path)
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not valid JSON ({e})") from None

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from .coco import write_json_atomic
+from analysis.io import write_json_atomic
 from .errors import DatasetError
 from .paper_sets import CityscapesFrame, cityscapes_frames
 

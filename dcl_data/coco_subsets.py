@@ -36,7 +36,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from .coco import write_json_atomic
+from analysis.io import write_json_atomic
 from .errors import DatasetError
 
 

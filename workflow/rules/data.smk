@@ -32,6 +32,8 @@ if "cityscapes" in config["datasets"]:
             val=split("cityscapes", "val")["json"],
         log:
             "logs/data/cityscapes_coco_json.log",
+        conda:
+            "../../envs/detectron2.yaml"
         threads: 4
         params:
             root=SOURCES.get("cityscapes", "datasets/cityscapes"),
@@ -53,6 +55,8 @@ if {"coco", "coco_occ"} <= set(config["datasets"]):
             split("coco_occ", "val")["json"],
         log:
             "logs/data/coco_occ.log",
+        conda:
+            "../../envs/detectron2.yaml"
         params:
             images=split("coco", "val")["images"],
             min_box_iou=config.get("coco_occ", {}).get("min_box_iou", 0.2),
@@ -75,6 +79,8 @@ if {"coco", "mini_coco"} <= set(config["datasets"]):
             val=split("mini_coco", "val")["json"],
         log:
             "logs/data/mini_coco.log",
+        conda:
+            "../../envs/detectron2.yaml"
         params:
             train_images=split("coco", "train")["images"],
             val_images=split("coco", "val")["images"],

@@ -25,8 +25,9 @@ if "cityscapes" in config["datasets"]:
 
     rule cityscapes_coco_json:
         """Cityscapes fine -> COCO-format instance JSON per split, as mmdetection's converter
-        writes it (cityscapesscripts' label definitions; dcl_data/cityscapes_convert.py).
-        Scored COCO-style by evaluate/seg_errors; detectron2 trains from the same JSON."""
+        writes it (cityscapesscripts' label definitions; dcl_data/cityscapes_convert.py), then
+        validated against the configured image folders. Scored COCO-style by evaluate and
+        seg_errors; detectron2 trains from the same JSON."""
         output:
             train=split("cityscapes", "train")["json"],
             val=split("cityscapes", "val")["json"],
@@ -37,10 +38,14 @@ if "cityscapes" in config["datasets"]:
         threads: 4
         params:
             root=SOURCES.get("cityscapes", "datasets/cityscapes"),
+            train_images=split("cityscapes", "train")["images"],
+            val_images=split("cityscapes", "val")["images"],
         shell:
             "(python -m dcl_data.paper_sets cityscapes {params.root}"
             " && python -m dcl_data.cityscapes_convert {params.root} --split train --out {output.train} --jobs {threads}"
             " && python -m dcl_data.cityscapes_convert {params.root} --split val --out {output.val} --jobs {threads}"
+            " && python -m dcl_data.validate {output.train} --image-root {params.train_images}"
+            " && python -m dcl_data.validate {output.val} --image-root {params.val_images}"
             ") > {log} 2>&1"
 
 

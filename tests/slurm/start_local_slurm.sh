@@ -22,7 +22,14 @@ MUNGE_PID=/run/munge/munged.pid
 
 die() { echo "start_local_slurm: $*" >&2; exit 1; }
 
-alive() { [[ -s $1 ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
+# alive PIDFILE NAME: the pid in PIDFILE runs NAME (a stale file's pid may belong to another
+# process by now, which must neither count as the daemon nor be killed).
+alive() {
+    [[ -s $1 ]] || return 1
+    local pid
+    pid=$(cat "$1")
+    [[ $pid =~ ^[0-9]+$ ]] && [[ $(cat "/proc/$pid/comm" 2>/dev/null) == "$2" ]]
+}
 
 node_state() { timeout 5 sinfo -h -o %T 2>/dev/null | head -n1 || true; }
 
@@ -98,19 +105,19 @@ wait_for() {  # wait_for SECONDS DESCRIPTION COMMAND...
 node_ready() { [[ $(node_state) =~ ^(idle|mixed|allocated)$ ]]; }
 
 start() {
-    if alive "$STATE/run/slurmctld.pid" && alive "$STATE/run/slurmd.pid" && node_ready; then
+    if alive "$STATE/run/slurmctld.pid" slurmctld && alive "$STATE/run/slurmd.pid" slurmd && node_ready; then
         echo "local SLURM already running ($(node_state)); state in $STATE"
         return 0
     fi
     install_packages
     write_config
-    if ! alive "$MUNGE_PID"; then
+    if ! alive "$MUNGE_PID" munged; then
         install -d -o munge -g munge -m 0755 /run/munge
         runuser -u munge -- /usr/sbin/munged || die "munged did not start"
     fi
-    wait_for 10 munge alive "$MUNGE_PID" || die "munged wrote no live pid to $MUNGE_PID"
-    alive "$STATE/run/slurmctld.pid" || slurmctld || die "slurmctld did not start: $(tail -n3 "$STATE/log/slurmctld.log" 2>/dev/null)"
-    alive "$STATE/run/slurmd.pid" || slurmd || die "slurmd did not start: $(tail -n3 "$STATE/log/slurmd.log" 2>/dev/null)"
+    wait_for 10 munge alive "$MUNGE_PID" munged || die "munged wrote no live pid to $MUNGE_PID"
+    alive "$STATE/run/slurmctld.pid" slurmctld || slurmctld || die "slurmctld did not start: $(tail -n3 "$STATE/log/slurmctld.log" 2>/dev/null)"
+    alive "$STATE/run/slurmd.pid" slurmd || slurmd || die "slurmd did not start: $(tail -n3 "$STATE/log/slurmd.log" 2>/dev/null)"
     if ! wait_for "$WAIT" node node_ready; then
         die "node not idle after ${WAIT}s (state '$(node_state)'): $(tail -n3 "$STATE/log/slurmctld.log" 2>/dev/null)"
     fi
@@ -119,7 +126,7 @@ start() {
 
 stop_pid() {  # stop_pid PIDFILE NAME: TERM, wait up to 10 s, then KILL
     local file=$1 pid
-    alive "$file" || return 0
+    alive "$file" "$2" || return 0
     pid=$(cat "$file")
     kill "$pid" 2>/dev/null || true
     wait_for 10 "$2" bash -c "! kill -0 $pid 2>/dev/null" || kill -9 "$pid" 2>/dev/null || true

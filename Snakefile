@@ -1,6 +1,6 @@
 # Dense Contrastive Loss for Instance Segmentation (BMVC 2022): from data to paper tables.
 #   snakemake --cores all                 embedded scale (default): real data, CPU, minutes
-#   snakemake --cores all --config scale=paper --profile slurm     the paper's runs on a cluster
+#   snakemake --cores all --config scale=paper --profile profiles/slurm   the paper's runs on a cluster
 from snakemake.utils import min_version, validate
 
 min_version("9.0")

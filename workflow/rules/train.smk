@@ -16,7 +16,9 @@ rule train_detectron2:
         outdir=lambda wildcards, output: Path(output[0]).parent,
         datasets=dataset_args,
         opts=train_opts,
-        gpus=max(PRESET["gpus"], 1),
+        # From the rule's own resource, so `--set-resources train_detectron2:gpu=8` changes
+        # both the request and the launch; 0 GPUs (CPU) still runs one process.
+        gpus=lambda wildcards, resources: max(resources.gpu, 1),
     shell:
         # --resume: a killed run continues from OUTPUT_DIR/last_checkpoint (checkpoints are
         # written before the tag that points at them, so the tag never names a partial file).

@@ -8,6 +8,12 @@ Public API:
   (CLI ``python -m dcl_data.validate FILE.json [--image-root DIR]``)
 * :func:`build_embedded_dataset` (CLI ``python -m dcl_data.embedded --downloads DIR --out DIR``)
 * :func:`fetch_sources` (CLI ``python -m dcl_data.download --downloads DIR``)
+
+Paper-scale preparation (used by the workflow's data rules), in their own modules:
+
+* ``dcl_data.paper_sets``: layout checks of COCO and Cityscapes trees
+* ``dcl_data.cityscapes_convert``: Cityscapes fine -> COCO-format instance JSON
+* ``dcl_data.coco_subsets``: COCO-OCC and mini-COCO
 """
 
 from .errors import DatasetError, DownloadError

@@ -33,9 +33,13 @@ from dcl_detectron2.data import parse_dataset_arg, register_coco_dataset
 from dcl_detectron2.predictions import COCOResultsWriter
 
 
+def predictions_file(folder, dataset_name: str) -> Path:
+    """Where a dataset's COCO-format predictions go unless ``--predictions-out`` says."""
+    return Path(folder) / f"predictions_{dataset_name}.json"
+
+
 class Trainer(DefaultTrainer):
     """detectron2's trainer; evaluation only writes predictions (scored outside)."""
-
 
     def build_writers(self):
         # `metrics.json` of a run folder is its evaluation (the workflow's convention); the
@@ -48,8 +52,8 @@ class Trainer(DefaultTrainer):
 
     @classmethod
     def build_evaluator(cls, cfg, dataset_name, output_folder=None):
-        folder = Path(output_folder or cfg.OUTPUT_DIR)
-        return COCOResultsWriter(dataset_name, folder / f"predictions_{dataset_name}.json")
+        return COCOResultsWriter(dataset_name, predictions_file(output_folder or cfg.OUTPUT_DIR,
+                                                                dataset_name))
 
 
 def setup(args):
@@ -97,7 +101,7 @@ def main(args):
         if not cfg.DATASETS.TEST:
             raise SystemExit("error: --eval-only needs DATASETS.TEST")
         name = cfg.DATASETS.TEST[0]
-        out = Path(args.predictions_out or Path(cfg.OUTPUT_DIR) / f"predictions_{name}.json")
+        out = Path(args.predictions_out or predictions_file(cfg.OUTPUT_DIR, name))
         loader = Trainer.build_test_loader(cfg, name)
         return inference_on_dataset(model, loader, COCOResultsWriter(name, out))
     trainer = Trainer(cfg)

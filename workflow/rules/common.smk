@@ -19,15 +19,23 @@ if DATASET not in config["datasets"]:
     _fail(f"presets.{SCALE}.dataset {DATASET!r} is not one of the datasets {sorted(config['datasets'])}")
 
 
+# The paper's settings (lambda 1.2, tau 0.07, K 32, learnable similarity) fill what a variant omits.
+DCL_DEFAULTS = {"loss_weight": 1.2, "temperature": 0.07, "num_samples": 32, "with_projection": True}
+
+
+def variant_settings(v):
+    return {**DCL_DEFAULTS, **v} if v["dcl"] else v
+
+
 def variant_name(v):
     """'baseline' or e.g. 'dcl_w1.2_t0.07_k32' (+ '_noproj' without learnable similarity)."""
     if not v["dcl"]:
         return "baseline"
-    name = f"dcl_w{v.get('loss_weight', 1.2):g}_t{v.get('temperature', 0.07):g}_k{v.get('num_samples', 32)}"
-    return name if v.get("with_projection", True) else name + "_noproj"
+    name = f"dcl_w{v['loss_weight']:g}_t{v['temperature']:g}_k{v['num_samples']}"
+    return name if v["with_projection"] else name + "_noproj"
 
 
-VARIANTS = {variant_name(v): v for v in config["variants"]}
+VARIANTS = {variant_name(v): v for v in map(variant_settings, config["variants"])}
 if len(VARIANTS) != len(config["variants"]):
     _fail("two entries of `variants` have the same settings")
 RUNS = [f"{DATASET}/{model}/{variant}" for model in PRESET["models"] for variant in VARIANTS]
@@ -42,10 +50,10 @@ def variant_opts(wildcards):
         "MODEL.ROI_HEADS.NAME", "ContrastRoIHeads",
         "MODEL.ROI_MASK_HEAD.NAME", "ContrastConvUpsampleHead",
         # yacs refuses an int where the default is a float: `loss_weight: 1` must reach it as 1.0.
-        "MODEL.ROI_MASK_HEAD.CONTRAST_LOSS.LOSS_WEIGHT", float(v.get("loss_weight", 1.2)),
-        "MODEL.ROI_MASK_HEAD.CONTRAST_LOSS.TEMPERATURE", float(v.get("temperature", 0.07)),
-        "MODEL.ROI_MASK_HEAD.CONTRAST_LOSS.NUM_SAMPLES", v.get("num_samples", 32),
-        "MODEL.ROI_MASK_HEAD.CONTRAST_LOSS.WITH_PROJ", v.get("with_projection", True),
+        "MODEL.ROI_MASK_HEAD.CONTRAST_LOSS.LOSS_WEIGHT", float(v["loss_weight"]),
+        "MODEL.ROI_MASK_HEAD.CONTRAST_LOSS.TEMPERATURE", float(v["temperature"]),
+        "MODEL.ROI_MASK_HEAD.CONTRAST_LOSS.NUM_SAMPLES", v["num_samples"],
+        "MODEL.ROI_MASK_HEAD.CONTRAST_LOSS.WITH_PROJ", v["with_projection"],
     ]
 
 
@@ -78,7 +86,6 @@ def train_opts(wildcards):
 def dataset_args(wildcards):
     from shlex import quote
 
-    return " ".join(
-        quote(f"--dataset={wildcards.dataset}_{s}={split(wildcards.dataset, s)['json']}:{split(wildcards.dataset, s)['images']}")
-        for s in ("train", "val")
-    )
+    d = wildcards.dataset
+    specs = (f"--dataset={d}_{s}={split(d, s)['json']}:{split(d, s)['images']}" for s in ("train", "val"))
+    return " ".join(quote(spec) for spec in specs)

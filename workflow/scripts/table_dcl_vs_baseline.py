@@ -1,12 +1,11 @@
 """Markdown table: measured Mask R-CNN vs Mask R-CNN + DCL beside the paper's Table 1 rows."""
 
-import json
 import sys
 from pathlib import Path
 
 import yaml
 
-from analysis.io import write_text_atomic
+from analysis.io import read_json, write_text_atomic
 from paper_tables import render_dcl_vs_baseline
 
 sys.stderr = open(snakemake.log[0], "w")
@@ -18,17 +17,14 @@ for run, path in zip(snakemake.params.runs, snakemake.input):
     by_model.setdefault((dataset, model), {})[variant] = path
 
 for (dataset, model), variants in by_model.items():
-    measured, details = {}, {}
-    for variant, path in variants.items():
-        metrics = json.loads(Path(path).read_text())
-        measured[variant] = metrics["segm"]
-        resolved = yaml.safe_load((Path(path).parent / "config.yaml").read_text())
-        details[variant] = resolved
+    measured = {v: read_json(path)["segm"] for v, path in variants.items()}
     dcl_runs = [v for v in variants if v != "baseline"]
     if "baseline" not in variants or not dcl_runs:
         raise SystemExit(f"{dataset}/{model}: needs a baseline and a DCL variant, got {sorted(variants)}")
-    cfg = details["baseline"]
-    n_val = len(json.loads(Path(metrics["ground_truth"]).read_text())["images"])
+    # The schedule is the same for every variant of a model: read it from the baseline run.
+    baseline = Path(variants["baseline"])
+    cfg = yaml.safe_load((baseline.parent / "config.yaml").read_text())
+    n_val = len(read_json(read_json(baseline)["ground_truth"])["images"])
     setting = (
         f"{dataset} val ({n_val} images), `{model}` "
         f"({snakemake.params.preset['models'][model]['config']}), "

@@ -29,6 +29,7 @@ from detectron2.evaluation import inference_on_dataset
 from detectron2.utils.events import CommonMetricPrinter, JSONWriter, TensorboardXWriter
 
 from dcl_detectron2 import add_dcl_config
+from dcl_detectron2.cost import TrainingCostHook
 from dcl_detectron2.data import parse_dataset_arg, register_coco_dataset
 from dcl_detectron2.predictions import COCOResultsWriter
 
@@ -49,6 +50,13 @@ class Trainer(DefaultTrainer):
             JSONWriter(str(Path(self.cfg.OUTPUT_DIR) / "train_metrics.json")),
             TensorboardXWriter(self.cfg.OUTPUT_DIR),
         ]
+
+    def build_hooks(self):
+        hooks = super().build_hooks()
+        # Before the writers (the last hooks), so the cost file exists once training ends.
+        hooks.insert(-1, TrainingCostHook(self.cfg.OUTPUT_DIR, self.cfg.MODEL.DEVICE,
+                                          self.cfg.SOLVER.IMS_PER_BATCH))
+        return hooks
 
     @classmethod
     def build_evaluator(cls, cfg, dataset_name, output_folder=None):

@@ -81,6 +81,14 @@ def test_authors_command_line_names_build_the_contrast_heads():
     assert list(dict(head.named_children()))[-2:] == ["predictor", "contrast_loss"]
 
 
+def test_unequal_sample_counts_reach_the_loss():
+    """The supplementary study's |A|, |P|, |N|: 0 keeps K, a count overrides it."""
+    keys = "MODEL.ROI_MASK_HEAD.CONTRAST_LOSS."
+    model = build_model(make_cfg(*DCL, keys + "NUM_ANCHORS", "16", keys + "NUM_NEGATIVES", "64"))
+    loss = model.roi_heads.mask_head.contrast_loss
+    assert (loss.num_anchors, loss.num_positives, loss.num_negatives) == (16, 32, 64)
+
+
 def test_train_step_produces_finite_contrast_loss_with_gradients():
     torch.manual_seed(0)
     model = build_model(make_cfg(*DCL)).train()

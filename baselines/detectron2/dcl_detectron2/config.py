@@ -15,6 +15,8 @@ def add_dcl_config(cfg: CN) -> CN:
     - ``WITH_PROJ`` (learnable similarity, Eq. 5): True.
     - ``MAX_INSTANCES``: at most this many foreground RoIs per batch take part (100).
     - ``ROI_SELECTION``: "first" (the authors: the first MAX_INSTANCES RoIs) or "random".
+    - ``NUM_ANCHORS``, ``NUM_POSITIVES``, ``NUM_NEGATIVES`` (|A|, |P|, |N|, the paper's
+      supplementary study): 0 (default) means K; a positive count overrides K for that set.
 
     The keys only take effect with ``MODEL.ROI_MASK_HEAD.NAME: ContrastConvUpsampleHead``.
     """
@@ -26,4 +28,7 @@ def add_dcl_config(cfg: CN) -> CN:
     node.WITH_PROJ = True
     node.MAX_INSTANCES = 100
     node.ROI_SELECTION = "first"
+    node.NUM_ANCHORS = 0
+    node.NUM_POSITIVES = 0
+    node.NUM_NEGATIVES = 0
     return cfg

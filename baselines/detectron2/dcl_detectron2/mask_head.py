@@ -33,6 +33,10 @@ def build_contrast_loss(cfg, channels: int) -> Optional[DenseContrastiveLoss]:
         with_projection=node.WITH_PROJ,
         max_rois=node.MAX_INSTANCES,
         roi_selection=node.ROI_SELECTION,
+        # 0 in the config means "K"; the loss takes None for that.
+        num_anchors=node.NUM_ANCHORS or None,
+        num_positives=node.NUM_POSITIVES or None,
+        num_negatives=node.NUM_NEGATIVES or None,
     )
 
 

@@ -26,9 +26,11 @@ from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.config import get_cfg
 from detectron2.engine import DefaultTrainer, default_argument_parser, default_setup, launch
 from detectron2.evaluation import inference_on_dataset
+from detectron2.solver.build import get_default_optimizer_params, maybe_add_gradient_clipping
 from detectron2.utils.events import CommonMetricPrinter, JSONWriter, TensorboardXWriter
 
 from dcl_detectron2 import add_dcl_config
+from dcl_detectron2 import add_swin_config
 from dcl_detectron2.cost import TrainingCostHook
 from dcl_detectron2.data import parse_dataset_arg, register_coco_dataset
 from dcl_detectron2.predictions import COCOResultsWriter
@@ -59,6 +61,24 @@ class Trainer(DefaultTrainer):
         return hooks
 
     @classmethod
+    def build_optimizer(cls, cfg, model):
+        """detectron2's SGD, or with ``SOLVER.OPTIMIZER: ADAMW`` the Swin practice for Mask
+        R-CNN (Swin paper Sec. 4.2): AdamW, ``BASE_LR``, ``WEIGHT_DECAY``, no decay on norm
+        layers (``WEIGHT_DECAY_NORM``) and relative position bias tables; biases decay like
+        weights (``WEIGHT_DECAY_BIAS`` and ``BIAS_LR_FACTOR`` are SGD-only)."""
+        name = cfg.SOLVER.OPTIMIZER.upper()
+        if name == "SGD":
+            return super().build_optimizer(cfg, model)
+        if name != "ADAMW":
+            raise SystemExit(f"error: SOLVER.OPTIMIZER must be SGD or ADAMW, "
+                             f"got {cfg.SOLVER.OPTIMIZER!r}")
+        params = get_default_optimizer_params(
+            model, base_lr=cfg.SOLVER.BASE_LR, weight_decay_norm=cfg.SOLVER.WEIGHT_DECAY_NORM,
+            overrides={"relative_position_bias_table": {"weight_decay": 0.0}})
+        return maybe_add_gradient_clipping(cfg, torch.optim.AdamW)(
+            params, lr=cfg.SOLVER.BASE_LR, weight_decay=cfg.SOLVER.WEIGHT_DECAY)
+
+    @classmethod
     def build_evaluator(cls, cfg, dataset_name, output_folder=None):
         return COCOResultsWriter(dataset_name, predictions_file(output_folder or cfg.OUTPUT_DIR,
                                                                 dataset_name))
@@ -69,6 +89,7 @@ def setup(args):
 
     cfg = get_cfg()
     add_dcl_config(cfg)
+    add_swin_config(cfg)
     # Fail before any training with one line naming the key or file, not a traceback.
     # (yacs reports an unknown key as KeyError from a file, AssertionError from the command
     # line, and a wrong type as ValueError.)

@@ -9,5 +9,6 @@ authors' names, so their configs and commands work) in detectron2's registries. 
 from .config import add_dcl_config
 from .mask_head import ContrastConvUpsampleHead
 from .roi_heads import ContrastRoIHeads
+from .swin import add_swin_config
 
-__all__ = ["add_dcl_config", "ContrastConvUpsampleHead", "ContrastRoIHeads"]
+__all__ = ["add_dcl_config", "ContrastConvUpsampleHead", "ContrastRoIHeads", "add_swin_config"]

@@ -9,6 +9,8 @@ authors' names, so their configs and commands work) in detectron2's registries. 
 from .config import add_dcl_config
 from .mask_head import ContrastConvUpsampleHead
 from .roi_heads import ContrastRoIHeads
+from .sparseinst import SparseInst, add_sparseinst_config
 from .swin import add_swin_config
 
-__all__ = ["add_dcl_config", "ContrastConvUpsampleHead", "ContrastRoIHeads", "add_swin_config"]
+__all__ = ["add_dcl_config", "ContrastConvUpsampleHead", "ContrastRoIHeads", "add_swin_config",
+           "SparseInst", "add_sparseinst_config"]

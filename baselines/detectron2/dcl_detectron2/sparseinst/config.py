@@ -40,9 +40,8 @@ def add_sparseinst_config(cfg: CN) -> CN:
       "random"), ``POOLER_RESOLUTION`` (28: side of the RoIAlign output and of the cropped
       ground-truth masks), ``NUM_ANCHORS``/``NUM_POSITIVES``/``NUM_NEGATIVES`` (0 = K).
 
-    ``SOLVER``: ``OPTIMIZER`` ("SGD" or "ADAMW"; SparseInst trains with AdamW),
-    ``BACKBONE_MULTIPLIER`` (1.0, learning-rate factor of the backbone), ``AMSGRAD`` (False).
-    They take effect through :func:`dcl_detectron2.sparseinst.build_optimizer`.
+    ``SOLVER.OPTIMIZER`` ("SGD"; SparseInst trains with "ADAMW"), added only if no other
+    plug-in did (``add_swin_config`` adds the same key); ``train_net.py``'s trainer reads it.
     """
     if "SPARSE_INST" in cfg.MODEL:
         return cfg
@@ -88,11 +87,7 @@ def add_sparseinst_config(cfg: CN) -> CN:
     node.CONTRAST_LOSS.NUM_POSITIVES = 0
     node.CONTRAST_LOSS.NUM_NEGATIVES = 0
 
-    # Other plug-ins may define these too; keep theirs rather than reset them.
+    # Shared with the Swin plug-in: keep a value already set rather than reset it.
     if "OPTIMIZER" not in cfg.SOLVER:
         cfg.SOLVER.OPTIMIZER = "SGD"
-    if "BACKBONE_MULTIPLIER" not in cfg.SOLVER:
-        cfg.SOLVER.BACKBONE_MULTIPLIER = 1.0
-    if "AMSGRAD" not in cfg.SOLVER:
-        cfg.SOLVER.AMSGRAD = False
     return cfg

@@ -48,6 +48,7 @@ __all__ = [
     "load_results",
     "evaluate_bbox",
     "evaluate_segm",
+    "per_class_ap",
     "stats_to_dict",
     "to_coco",
     "results_to_coco",
@@ -546,3 +547,53 @@ def evaluate_bbox(gt_json_path_or_dict: Any, dt_json_path_or_list: Any, *,
         ev.accumulate()
         ev.summarize()
     return stats_to_dict(ev.stats)
+
+
+def per_class_ap(gt_json_path_or_dict: Any, dt_json_path_or_list: Any, *,
+                 verbose: bool = False, on_unknown: str = "error") -> dict[str, float]:
+    """COCO-style segm AP per category (stock pycocotools ``COCOeval``), x100.
+
+    For each category, the mean of ``COCOeval.eval["precision"]`` over the 10 IoU thresholds
+    and the 101 recall points, at area "all" and maxDets 100: the per-class terms whose mean
+    is the overall AP (``stats[0]``). Used for per-class tables (paper Table 5's columns).
+
+    Args:
+        gt_json_path_or_dict: COCO ground truth (path, parsed dict, or :class:`GroundTruth`).
+        dt_json_path_or_list: COCO results (path, parsed list, or :class:`Results`).
+        verbose: let pycocotools print its progress.
+        on_unknown: see :func:`load_results`.
+
+    Returns:
+        ``{category name: AP x100}`` for every category of the ground truth, in its file
+        order; ``nan`` for a category without (non-crowd) ground truth, 0.0 for one with ground
+        truth but no detections.
+
+    Raises:
+        CocoFormatError: bad input (see :func:`load_ground_truth`, :func:`load_results`), or
+            two categories with the same name.
+    """
+    gt = (gt_json_path_or_dict if isinstance(gt_json_path_or_dict, GroundTruth)
+          else load_ground_truth(gt_json_path_or_dict))
+    names = [c["name"] for c in gt.categories]
+    if len(set(names)) != len(names):
+        dup = next(n for n in names if names.count(n) > 1)
+        raise CocoFormatError(f"{gt.source}: category name {dup!r} is used by several ids; "
+                              "per-class AP is keyed by name")
+    res = (dt_json_path_or_list if isinstance(dt_json_path_or_list, Results)
+           else load_results(dt_json_path_or_list, gt, on_unknown=on_unknown))
+    coco_gt = to_coco(gt, verbose)
+    ev = COCOeval(coco_gt, results_to_coco(coco_gt, res, verbose), "segm")
+    with quiet(verbose):
+        ev.evaluate()
+        ev.accumulate()
+    area_all = list(ev.params.areaRngLbl).index("all")
+    max_dets = list(ev.params.maxDets).index(100)
+    # precision: [IoU thresholds, recall points, categories, areas, maxDets]; -1 = undefined
+    # (the category has no ground truth), as pycocotools' summarize treats it.
+    precision = ev.eval["precision"][:, :, :, area_all, max_dets]
+    by_id = {}
+    for k, cat_id in enumerate(ev.params.catIds):
+        p = precision[:, :, k]
+        p = p[p > -1]
+        by_id[int(cat_id)] = float(p.mean()) * 100.0 if p.size else math.nan
+    return {c["name"]: by_id[c["id"]] for c in gt.categories}

@@ -1,0 +1,21 @@
+"""Dense contrastive loss (Chen et al., BMVC 2022) for mmdetection 3, with RefineMask.
+
+Importing this package (mmdet configs: ``custom_imports = dict(imports=['dcl_mmdet'],
+allow_failed_imports=False)``) registers in mmdet's registries:
+
+- ``RefineRoIHead``, ``RefineMaskHead`` (MODELS): RefineMask (Zhang et al., CVPR 2021) with an
+  optional ``loss_contrast`` on the first semantic-fusion stage;
+- ``TrainingCostHook`` (HOOKS): ``train_cost.json`` (paper Table 9);
+- ``CocoResultsWriter`` (METRICS): COCO-format results for the project's evaluation step.
+"""
+
+from .coco_results import CocoResultsWriter, instances_to_coco
+from .contrast import CONTRAST_DEFAULTS, build_contrast_loss
+from .cost_hook import COST_FILE, TrainingCostHook
+from .refine_roi_head import RefineRoIHead
+from .refinemask_head import RefineMaskHead
+
+__all__ = [
+    "CONTRAST_DEFAULTS", "COST_FILE", "CocoResultsWriter", "RefineMaskHead", "RefineRoIHead",
+    "TrainingCostHook", "build_contrast_loss", "instances_to_coco",
+]

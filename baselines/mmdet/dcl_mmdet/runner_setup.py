@@ -1,0 +1,102 @@
+"""Shared set-up of train.py and predict.py: config loading, data paths, one-line errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional, Tuple
+
+__all__ = ["CliError", "load_config", "set_dataset", "set_num_classes", "check_pretrained"]
+
+# mmdet wraps the real dataset in these; paths and classes go to the innermost one.
+_WRAPPERS = ("RepeatDataset", "ClassBalancedDataset", "MultiImageMixDataset")
+
+
+class CliError(Exception):
+    """A user error worth one line on stderr (bad path, config or option)."""
+
+
+def load_config(path: str, options: Optional[dict]):
+    """Read an mmengine config file and merge ``--cfg-options``.
+
+    Raises:
+        CliError: the file is missing or does not parse, or an option does not merge.
+    """
+    from mmengine.config import Config
+
+    if not Path(path).is_file():
+        raise CliError(f"config file not found: {path}")
+    try:
+        cfg = Config.fromfile(path)
+    except Exception as e:  # mmengine raises many types for a broken file
+        raise CliError(f"{path}: {type(e).__name__}: {' '.join(str(e).split())}") from None
+    if options:
+        try:
+            cfg.merge_from_dict(options)
+        except Exception as e:
+            raise CliError(f"--cfg-options: {type(e).__name__}: {' '.join(str(e).split())}") from None
+    return cfg
+
+
+def _leaf_dataset(node: dict) -> dict:
+    while node.get("type") in _WRAPPERS:
+        node = node["dataset"]
+    return node
+
+
+def set_dataset(loader_cfg: dict, spec: str, flag: str) -> Tuple[Tuple[str, ...], List[int]]:
+    """Point a dataloader config's (innermost) CocoDataset at ``JSON:IMAGES`` and its classes.
+
+    Returns:
+        (class names, category ids) of the file (:func:`dcl_mmdet.data.load_categories`).
+
+    Raises:
+        CliError: malformed spec, or a missing/malformed file or image folder.
+    """
+    from dcl_data import DatasetError
+
+    from .data import load_categories, parse_data_arg
+
+    try:
+        json_file, image_root = parse_data_arg(spec, flag)
+        classes, ids = load_categories(json_file, image_root)
+    except (ValueError, DatasetError) as e:  # DatasetError is a ValueError; named for clarity
+        raise CliError(f"{flag}: {e}") from None
+    leaf = _leaf_dataset(loader_cfg["dataset"])
+    leaf["data_root"] = ""
+    leaf["ann_file"] = str(json_file.resolve())
+    leaf["data_prefix"] = dict(img=str(image_root.resolve()) + "/")
+    leaf["metainfo"] = dict(classes=classes)
+    return classes, ids
+
+
+def set_num_classes(cfg, num_classes: int) -> None:
+    """Size the box and mask predictors for ``num_classes`` classes."""
+    roi_head = cfg.model.roi_head
+    roi_head.bbox_head.num_classes = num_classes
+    roi_head.mask_head.num_classes = num_classes
+
+
+def _pretrained_paths(node) -> List[str]:
+    found: List[str] = []
+    if isinstance(node, dict):
+        if node.get("type") == "Pretrained" and isinstance(node.get("checkpoint"), str):
+            found.append(node["checkpoint"])
+        for value in node.values():
+            found += _pretrained_paths(value)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            found += _pretrained_paths(value)
+    return found
+
+
+def check_pretrained(model_cfg: dict) -> None:
+    """Fail early when a ``Pretrained`` init names a local file that is not there.
+
+    Raises:
+        CliError: naming the file; URLs and ``scheme://`` names are left to mmengine.
+    """
+    for path in _pretrained_paths(model_cfg):
+        if "://" not in path and not Path(path).is_file():
+            raise CliError(f"pretrained weights not found: {path} (put the file there, or set "
+                           "model.backbone.init_cfg=None to train from scratch)")
+

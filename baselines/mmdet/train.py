@@ -1,0 +1,103 @@
+#!/usr/bin/env python
+"""Train an mmdetection 3 model of the dcl_mmdet plug-in (RefineMask, with or without DCL).
+
+    python baselines/mmdet/train.py CONFIG --work-dir DIR --train-data JSON:IMAGES \\
+        [--val-data JSON:IMAGES] [--resume] [--cfg-options KEY=VALUE ...] [--launcher pytorch]
+
+The classes come from the training JSON (so one config trains any COCO-format set), the data
+are checked before anything is built, and a failure of that kind is one line on stderr
+(exit status 2). ``--val-data`` only completes the saved config's test set (no evaluation
+while training). Writes to DIR: mmengine's checkpoints and logs, ``train_cost.json``
+(``TrainingCostHook``) and, once training has reached its last iteration, ``model_final.pth``
+(a hard link to, or copy of, the last checkpoint). ``--resume`` continues from DIR's last
+checkpoint; without it an old ``model_final.pth`` is removed before training starts.
+Several GPUs: ``torchrun --nproc_per_node N baselines/mmdet/train.py ... --launcher pytorch``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from pathlib import Path
+
+FINAL = "model_final.pth"
+
+
+def parse_args(argv=None):
+    from mmengine.config import DictAction
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("config")
+    parser.add_argument("--work-dir", required=True, type=Path)
+    parser.add_argument("--train-data", required=True, metavar="JSON:IMAGES")
+    parser.add_argument("--val-data", metavar="JSON:IMAGES")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from the last checkpoint in --work-dir")
+    parser.add_argument("--cfg-options", nargs="+", action=DictAction, metavar="KEY=VALUE",
+                        help="override config keys, e.g. "
+                             "model.roi_head.mask_head.loss_contrast.loss_weight=1.0")
+    parser.add_argument("--launcher", choices=["none", "pytorch", "slurm", "mpi"], default="none")
+    return parser.parse_args(argv)
+
+
+def build_config(args):
+    """The resolved config for ``args``; raises ``CliError`` on a user error."""
+    from dcl_mmdet.runner_setup import check_pretrained, load_config, set_dataset, set_num_classes
+
+    cfg = load_config(args.config, args.cfg_options)
+    classes, _ = set_dataset(cfg.train_dataloader, args.train_data, "--train-data")
+    set_num_classes(cfg, len(classes))
+    if args.val_data:
+        val_classes, ids = set_dataset(cfg.test_dataloader, args.val_data, "--val-data")
+        if val_classes != classes:
+            from dcl_mmdet.runner_setup import CliError
+            raise CliError("--val-data: its categories differ from --train-data's")
+        cfg.test_evaluator = dict(type="CocoResultsWriter", outfile="predictions_val.json",
+                                  category_ids=ids)
+    check_pretrained(cfg.model)
+    cfg.work_dir = str(args.work_dir)
+    cfg.resume = bool(args.resume)
+    cfg.launcher = args.launcher
+    return cfg
+
+
+def publish_final(work_dir: Path) -> Path:
+    """Make ``work_dir/model_final.pth`` the checkpoint named in ``work_dir/last_checkpoint``."""
+    from analysis.io import atomic_path
+
+    last = Path((work_dir / "last_checkpoint").read_text().strip())
+    final = work_dir / FINAL
+    with atomic_path(final) as tmp:
+        os.unlink(tmp)
+        try:
+            os.link(last, tmp)
+        except OSError:  # another file system, or no hard links
+            shutil.copyfile(last, tmp)
+    return final
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from dcl_mmdet.runner_setup import CliError
+
+    try:
+        cfg = build_config(args)
+    except CliError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    from mmengine.dist import is_main_process
+    from mmengine.runner import Runner
+
+    if not args.resume:
+        (args.work_dir / FINAL).unlink(missing_ok=True)
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    if runner.iter >= runner.max_iters and is_main_process():
+        print(f"model_final: {publish_final(args.work_dir)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -78,15 +78,22 @@ def load_features(path: str | os.PathLike) -> FeatureFile:
     if not os.path.isfile(path):
         raise ValueError(f"{path}: no such file")
     try:
-        with np.load(path, allow_pickle=False) as data:
-            missing = [k for k in REQUIRED_KEYS if k not in data.files]
-            if missing:
-                raise ValueError(f"{path}: missing key(s) {', '.join(missing)} "
-                                 f"(has {', '.join(data.files) or 'none'}); expected the output "
-                                 "of dump_features.py")
-            features, labels = data["features"], data["labels"]
-    except (OSError, EOFError) as e:
+        data = np.load(path, allow_pickle=False)
+    except (OSError, EOFError, ValueError) as e:
+        # numpy reads a file that is not .npy/.npz as a pickle and refuses it (ValueError).
         raise ValueError(f"{path}: not a readable .npz file ({e})") from None
+    if not isinstance(data, np.lib.npyio.NpzFile):
+        raise ValueError(f"{path}: a single .npy array, not an .npz of dump_features.py")
+    with data:
+        missing = [k for k in REQUIRED_KEYS if k not in data.files]
+        if missing:
+            raise ValueError(f"{path}: missing key(s) {', '.join(missing)} "
+                             f"(has {', '.join(data.files) or 'none'}); expected the output "
+                             "of dump_features.py")
+        try:
+            features, labels = data["features"], data["labels"]
+        except ValueError as e:  # object arrays, refused without pickle
+            raise ValueError(f"{path}: unreadable arrays ({e})") from None
     if features.ndim != 2 or labels.ndim != 1 or len(features) != len(labels):
         raise ValueError(f"{path}: expected features [N, C] and labels [N], got "
                          f"{list(features.shape)} and {list(labels.shape)}")

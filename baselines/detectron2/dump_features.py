@@ -14,29 +14,31 @@ at the gt boxes with its own mask pooler and run through its mask head. Each of 
 same targets as the mask loss (``gt_masks.crop_and_resize``, see
 ``dcl_detectron2.mask_head.gt_masks_at``). Per RoI at most ``--pixels-per-roi`` foreground and
 as many background positions are drawn without replacement; if more than ``--max-pixels`` are
-drawn over the split, a uniform random subset of that size is kept. Everything is seeded.
+drawn over the split, a uniform random subset of that size is kept. The draws depend only on
+``--seed`` and the ground truth, so dumps of different models hold the same pixels.
 
 Output (``--out FILE.npz``, written atomically), N pixels:
 
 - ``features`` float32 ``[N, C]``: the predictor's input at the pixel (not normalised),
 - ``labels`` uint8 ``[N]``: 1 foreground, 0 background,
 - ``roi`` int32 ``[N]``: index of the gt RoI in visiting order (images in dataset order,
-  instances in annotation order, crowd annotations skipped), unique across the file,
+  instances in annotation order; crowd and empty-box annotations are skipped, as in
+  training), unique across the file,
 - ``image_id`` int64 ``[N]``: the dataset's image id,
 - ``pixel`` int32 ``[N]``: position in the RoI's S x S grid, ``y * S + x``.
 
 Flags are ``train_net.py``'s (``--config-file``, ``--dataset NAME=JSON:IMAGES``, trailing
 ``KEY VALUE`` overrides, ``MODEL.WEIGHTS`` the trained checkpoint), e.g.::
 
-    python baselines/detectron2/dump_features.py \\
-        --config-file results/.../config.yaml \\
-        --dataset embedded_train=resources/embedded/annotations/instances_train.json:resources/embedded/train \\
-        --dataset embedded_val=resources/embedded/annotations/instances_val.json:resources/embedded/val \\
-        --out results/.../features_val.npz MODEL.WEIGHTS results/.../model_final.pth
+    E=resources/embedded
+    python baselines/detectron2/dump_features.py --config-file RUN/config.yaml \\
+        --dataset embedded_train=$E/annotations/instances_train.json:$E/train \\
+        --dataset embedded_val=$E/annotations/instances_val.json:$E/val \\
+        --out RUN/features_val.npz MODEL.WEIGHTS RUN/model_final.pth
 
 detectron2's setup log and the resolved config go to ``OUTPUT_DIR``, by default
 ``<out folder>/<out stem>_log/``. Bad input exits with status 1 and one ``error: ...`` line.
-Works with the detectron2 v0.5 and v0.6 APIs.
+Uses only APIs that detectron2 v0.5 and v0.6 share (tested on v0.5).
 """
 
 from __future__ import annotations
@@ -51,7 +53,10 @@ import torch
 from torch import nn
 
 # Beside train_net.py: reuse its setup() (config merge, dataset registration, one-line errors).
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+# Appended, not prepended: this folder's other names (configs/, tools/) must not shadow packages.
+_HERE = str(Path(__file__).resolve().parent)
+if _HERE not in sys.path:
+    sys.path.append(_HERE)
 
 from detectron2.checkpoint import DetectionCheckpointer  # noqa: E402
 from detectron2.data import DatasetCatalog, DatasetMapper  # noqa: E402
@@ -126,8 +131,8 @@ def _check_model(model: nn.Module) -> None:
 
 
 @torch.no_grad()
-def roi_features(model: nn.Module, inputs: dict,
-                 extract: Callable[[torch.Tensor], torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+def roi_features(model: nn.Module, inputs: dict, extract: Callable[[torch.Tensor], torch.Tensor]
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Mask-head features and gt labels at the ground-truth boxes of one image.
 
     Args:

@@ -467,13 +467,15 @@ def test_train_resume_and_predict_through_train_net(embedded_dataset, tmp_path):
               "OUTPUT_DIR", str(tmp_path / "run"), "SOLVER.IMS_PER_BATCH", "2",
               "INPUT.MIN_SIZE_TRAIN", "(160,)", "INPUT.MAX_SIZE_TRAIN", "224",
               "INPUT.MIN_SIZE_TEST", "160", "INPUT.MAX_SIZE_TEST", "224",
-              "SOLVER.WARMUP_ITERS", "2", "SOLVER.STEPS", "(4,)", "SOLVER.CHECKPOINT_PERIOD", "3",
+              "SOLVER.WARMUP_ITERS", "2", "SOLVER.STEPS", "(3,)", "SOLVER.CHECKPOINT_PERIOD", "3",
               *DCL]
     cfg_file = ["--config-file", str(EMBEDDED)]
-    # Interrupted at 4 of 6 iterations (a shorter schedule), then resumed with the full one.
+    # A first session of 4 iterations, then resumed with a schedule of 6.
     _train_net(*cfg_file, "--resume", *common, "SOLVER.MAX_ITER", "4")
     run = tmp_path / "run"
-    (run / "model_final.pth").unlink()  # as if the first session had been killed after its checkpoint
+    # As if that session had been killed right after its checkpoint at iteration 3.
+    (run / "model_final.pth").unlink()
+    (run / "last_checkpoint").write_text("model_0000002.pth")
     log = _train_net(*cfg_file, "--resume", *common, "SOLVER.MAX_ITER", "6")
     assert "Starting training from iteration 3" in log.stdout + log.stderr
     assert (run / "model_final.pth").is_file()
@@ -484,7 +486,7 @@ def test_train_resume_and_predict_through_train_net(embedded_dataset, tmp_path):
     assert all(np.isfinite(e["total_loss"]) for e in events if "total_loss" in e)
 
     predictions = tmp_path / "predictions.json"
-    _train_net(*cfg_file, "--eval-only", *common, "--predictions-out", str(predictions),
+    _train_net(*cfg_file, "--eval-only", "--predictions-out", str(predictions), *common,
                "MODEL.WEIGHTS", str(run / "model_final.pth"))
     results = json.loads(predictions.read_text())
     gt = json.loads((data / "annotations" / "instances_val.json").read_text())

@@ -20,8 +20,9 @@ include: "workflow/rules/report.smk"
 
 
 rule all:
+    """Every table and figure of the paper at the chosen scale, and the HTML report."""
     input:
-        f"{RESULTS}/tables/dcl_vs_baseline.md",
-        f"{RESULTS}/tables/seg_errors.md",
-        f"{RESULTS}/figures/seg_errors.png",
+        rules.paper_tables.output,
+        FIGURES,
+        f"{RESULTS}/report.html",
     default_target: True

@@ -1,81 +1,88 @@
-"""Render measured runs beside the paper's numbers (Markdown, via jinja2 templates)."""
+"""Render the tables of :func:`paper_tables.build.build_tables` as Markdown, LaTeX and HTML.
+
+Formatting only: every number comes from the table data; a None is a visibly empty cell
+(:data:`EMPTY`). Templates are jinja2 files in ``templates/``.
+"""
 
 from __future__ import annotations
 
+import base64
 import math
 from pathlib import Path
-from typing import Mapping, Optional
+from typing import Any, Iterable, Mapping, Optional
 
 import jinja2
-import yaml
+
+__all__ = ["EMPTY", "fmt", "render_latex", "render_markdown", "render_report"]
 
 HERE = Path(__file__).parent
-EMPTY = "–"  # a visibly empty cell: no run or no paper number
+EMPTY = "–"  # a visibly empty cell: no run, no paper number, or not measurable
+DECIMALS = {"seconds_per_iter": 3, "memory_gib": 2}
 
 
-def load_paper_numbers(path: Path = HERE / "paper.yaml") -> dict:
-    """The paper's tables as ``{table: {caption, dataset, model, evaluation, rows: {run: {...}}}}``."""
-    with open(path) as f:
-        return yaml.safe_load(f)
-
-
-def fmt(value: Optional[float], signed: bool = False) -> str:
-    """One decimal like the paper; None/NaN -> the empty mark."""
+def fmt(value: Any, column: str = "", signed: bool = False) -> str:
+    """A cell as text: numbers with one decimal like the paper (more where a column needs
+    them: s / iter 3, GiB 2, hours below 1 with 3), ints as they are, None/NaN as EMPTY."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return EMPTY
-    return f"{value:+.1f}" if signed else f"{value:.1f}"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, int) and not signed:
+        return str(value)
+    decimals = DECIMALS.get(column, 3 if column == "hours" and abs(value) < 1 else 1)
+    return f"{value:+.{decimals}f}" if signed else f"{value:.{decimals}f}"
 
 
-def _env() -> jinja2.Environment:
+_LATEX_SPECIAL = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
+                  "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+                  "\\": r"\textbackslash{}", "λ": r"$\lambda$", "τ": r"$\tau$",
+                  "Δ": r"$\Delta$", "−": "--", "✓": r"\checkmark", "✗": r"$\times$",
+                  "–": "--"}
+
+
+def latex_escape(text: Any) -> str:
+    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text))
+
+
+def _env(autoescape: bool = False) -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(HERE / "templates"),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         trim_blocks=True,
         lstrip_blocks=True,
+        autoescape=autoescape,
     )
     env.filters["fmt"] = fmt
+    env.filters["tex"] = latex_escape
     return env
 
 
-def _diff(a: Mapping, b: Mapping, key: str) -> Optional[float]:
-    if a.get(key) is None or b.get(key) is None:
-        return None
-    return a[key] - b[key]
+def render_markdown(table: Mapping, scale: str) -> str:
+    """One table as GitHub Markdown: per metric the measured value, the paper's and their Δ."""
+    return _env().get_template("table.md.j2").render(t=table, scale=scale, empty=EMPTY)
 
 
-def render_dcl_vs_baseline(
-    measured: Mapping[str, Optional[Mapping[str, float]]],
-    *,
-    baseline: str,
-    dcl: str,
-    setting: str,
-    paper_table: str = "table1",
-    metrics: tuple[str, ...] = ("AP", "AP50", "AP75"),
-    paper: Optional[dict] = None,
-) -> str:
-    """Markdown table: measured segm AP of baseline and DCL beside the paper's, and the gains.
+def render_latex(table: Mapping, scale: str) -> str:
+    """One table as a LaTeX ``table`` (booktabs) with the same cells as the Markdown."""
+    return _env().get_template("table.tex.j2").render(t=table, scale=scale, empty=EMPTY)
+
+
+def _data_uri(path: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode()
+
+
+def render_report(tables: Iterable[Mapping], figures: Iterable[Mapping], *, scale: str,
+                  provenance: Mapping[str, Any]) -> str:
+    """The HTML report: every table and figure, which run fed each cell, config and revision.
 
     Args:
-        measured: run name -> segm stats x100 (``analysis.coco_eval.STAT_NAMES`` keys), or None
-            for a run that has not happened (its cells are left visibly empty).
-        baseline, dcl: the run names (variant names, e.g. ``baseline``, ``dcl_w1.2_t0.07_k32``);
-            the paper's rows are looked up under the same names.
-        setting: one line saying what was measured (dataset, model, schedule).
-        paper_table: key of ``paper.yaml`` holding the paper's corresponding rows.
+        tables: from :func:`paper_tables.build.build_tables`.
+        figures: [{"id", "title", "caption", "path" (a PNG, embedded in the page)}].
+        scale: the preset's name.
+        provenance: {"git_revision", "git_dirty", "generated", "config_yaml", "runs":
+            [{"run", "config", "train_cost"}]}.
     """
-    paper = paper or load_paper_numbers()
-    table = paper[paper_table]
-    rows = []
-    for label, run in (("Mask R-CNN", baseline), ("Mask R-CNN + DCL", dcl)):
-        rows.append({"label": label, "run": run, "measured": measured.get(run) or {},
-                     "paper": table["rows"].get(run, {})})
-    gain = {
-        "label": "DCL − baseline",
-        "measured": {m: _diff(rows[1]["measured"], rows[0]["measured"], m) for m in metrics},
-        "paper": {m: _diff(rows[1]["paper"], rows[0]["paper"], m) for m in metrics},
-    }
-    return _env().get_template("dcl_vs_baseline.md.j2").render(
-        rows=rows, gain=gain, metrics=metrics, setting=setting, table=table,
-        paper_table=paper_table.replace("table", "Table "), empty=EMPTY,
-    )
+    figs = [{**f, "src": _data_uri(f["path"])} for f in figures]
+    return _env(autoescape=True).get_template("report.html.j2").render(
+        tables=list(tables), figures=figs, scale=scale, p=provenance, empty=EMPTY)

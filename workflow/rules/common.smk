@@ -1,4 +1,9 @@
-# Expands config.yaml into runs named by what they vary: {dataset}/{model}/{variant}.
+# Expands config.yaml's experiment matrix (paper_tables/experiments.py) into runs named by what
+# they vary: {dataset}/{model}/{variant}.
+import re
+from shlex import quote
+
+from paper_tables.experiments import ConfigError, expand, framework_overrides
 
 
 def _fail(message):
@@ -11,50 +16,21 @@ REPO = Path(workflow.basedir)
 DOWNLOADS = config.get("downloads", "resources/downloads")
 SCALE = config["scale"]
 RESULTS = f"results/{SCALE}"
-if SCALE not in config["presets"]:
-    _fail(f"scale {SCALE!r} is not one of the presets {sorted(config['presets'])}")
+try:
+    PLAN = expand(config, SCALE)
+except ConfigError as e:
+    _fail(str(e))
 PRESET = config["presets"][SCALE]
-DATASET = PRESET["dataset"]
-if DATASET not in config["datasets"]:
-    _fail(f"presets.{SCALE}.dataset {DATASET!r} is not one of the datasets {sorted(config['datasets'])}")
+RUNS = list(PLAN.runs)
+EVALUATIONS = PLAN.evaluations()  # (run, split) pairs some table scores
+if not RUNS:
+    _fail(f"no experiment row runs at scale {SCALE!r}")
 
 
-# The paper's settings (lambda 1.2, tau 0.07, K 32, learnable similarity) fill what a variant omits.
-DCL_DEFAULTS = {"loss_weight": 1.2, "temperature": 0.07, "num_samples": 32, "with_projection": True}
-
-
-def variant_settings(v):
-    return {**DCL_DEFAULTS, **v} if v["dcl"] else v
-
-
-def variant_name(v):
-    """'baseline' or e.g. 'dcl_w1.2_t0.07_k32' (+ '_noproj' without learnable similarity)."""
-    if not v["dcl"]:
-        return "baseline"
-    name = f"dcl_w{v['loss_weight']:g}_t{v['temperature']:g}_k{v['num_samples']}"
-    return name if v["with_projection"] else name + "_noproj"
-
-
-VARIANTS = {variant_name(v): v for v in map(variant_settings, config["variants"])}
-if len(VARIANTS) != len(config["variants"]):
-    _fail("two entries of `variants` have the same settings")
-RUNS = [f"{DATASET}/{model}/{variant}" for model in PRESET["models"] for variant in VARIANTS]
-
-
-def variant_opts(wildcards):
-    """detectron2 KEY VALUE overrides of a variant (the baseline keeps the config's heads)."""
-    v = VARIANTS[wildcards.variant]
-    if not v["dcl"]:
-        return []
-    return [
-        "MODEL.ROI_HEADS.NAME", "ContrastRoIHeads",
-        "MODEL.ROI_MASK_HEAD.NAME", "ContrastConvUpsampleHead",
-        # yacs refuses an int where the default is a float: `loss_weight: 1` must reach it as 1.0.
-        "MODEL.ROI_MASK_HEAD.CONTRAST_LOSS.LOSS_WEIGHT", float(v["loss_weight"]),
-        "MODEL.ROI_MASK_HEAD.CONTRAST_LOSS.TEMPERATURE", float(v["temperature"]),
-        "MODEL.ROI_MASK_HEAD.CONTRAST_LOSS.NUM_SAMPLES", v["num_samples"],
-        "MODEL.ROI_MASK_HEAD.CONTRAST_LOSS.WITH_PROJ", v["with_projection"],
-    ]
+def models_of(framework):
+    """Regex of the model names trained by `framework` (keeps the train rules apart)."""
+    names = sorted(n for n, m in PLAN.models.items() if m["framework"] == framework)
+    return "|".join(map(re.escape, names)) or "(?!)"
 
 
 def split(dataset, name):
@@ -62,7 +38,7 @@ def split(dataset, name):
 
 
 def model_cfg(wildcards):
-    return PRESET["models"][wildcards.model]
+    return PLAN.models[wildcards.model]
 
 
 def model_config_file(wildcards):
@@ -70,22 +46,45 @@ def model_config_file(wildcards):
     return str(REPO / model_cfg(wildcards)["config"])
 
 
-def train_opts(wildcards):
-    """Every override of a run, as one shell-quoted string."""
-    from shlex import quote
+def run_overrides(wildcards):
+    """The framework overrides of a run's variant (paper_tables.experiments.framework_overrides)."""
+    run = f"{wildcards.dataset}/{wildcards.model}/{wildcards.variant}"
+    if run not in PLAN.runs:
+        raise WorkflowError(f"{run} is not a run of scale {SCALE!r} (see config.yaml experiments)")
+    return framework_overrides(model_cfg(wildcards), PLAN.runs[run])
 
+
+def detectron2_opts(wildcards):
+    """Every KEY VALUE override of a detectron2 run, as one shell-quoted string."""
     m = model_cfg(wildcards)
     d = wildcards.dataset
     opts = ["DATASETS.TRAIN", f"('{d}_train',)", "DATASETS.TEST", f"('{d}_val',)"]
     if m.get("weights"):
         opts += ["MODEL.WEIGHTS", m["weights"]]
-    opts += [str(o) for o in PRESET.get("opts", [])] + [str(o) for o in variant_opts(wildcards)]
+    opts += PRESET.get("opts", {}).get("detectron2", []) + run_overrides(wildcards)
     return " ".join(quote(str(o)) for o in opts)
 
 
-def dataset_args(wildcards):
-    from shlex import quote
-
+def detectron2_datasets(wildcards):
     d = wildcards.dataset
     specs = (f"--dataset={d}_{s}={split(d, s)['json']}:{split(d, s)['images']}" for s in ("train", "val"))
     return " ".join(quote(spec) for spec in specs)
+
+
+def mmdet_args(wildcards):
+    """Data paths and --cfg-options of an mmdetection run, shell-quoted."""
+    m = model_cfg(wildcards)
+    d = wildcards.dataset
+    args = [f"--train-data={split(d, 'train')['json']}:{split(d, 'train')['images']}",
+            f"--val-data={split(d, 'val')['json']}:{split(d, 'val')['images']}"]
+    options = list(PRESET.get("opts", {}).get("mmdet", []))
+    if m.get("weights"):
+        options.append(f"load_from={m['weights']}")
+    options += run_overrides(wildcards)
+    if options:
+        args += ["--cfg-options", *options]
+    return " ".join(quote(a) for a in args)
+
+
+def run_dir(run):
+    return f"{RESULTS}/{run}"

@@ -1,4 +1,5 @@
 # Dataset preparation.
+from types import SimpleNamespace
 
 EMBEDDED_ROOT = "resources/embedded"
 
@@ -49,25 +50,39 @@ if "cityscapes" in config["datasets"]:
             ") > {log} 2>&1"
 
 
-if {"coco", "coco_occ"} <= set(config["datasets"]):
+def dataset_inputs(wildcards):
+    """What a run needs of its dataset: the built folder, or the configured annotation files."""
+    if wildcards.dataset == "embedded":
+        return [EMBEDDED_ROOT]
+    return [split(wildcards.dataset, s)["json"] for s in ("train", "val")]
 
-    rule coco_occ:
-        """COCO-OCC: the images of val2017 with occluding instance pairs (criterion and its
-        source in dcl_data/coco_subsets.py; threshold coco_occ.min_box_iou)."""
+
+# Occlusion subsets of val (COCO-OCC; the embedded stand-in): one rule per dataset with `occ`.
+for _name, _dataset in config["datasets"].items():
+    if "occ" not in _dataset:
+        continue
+
+    rule:
+        """The images of a val split with occluding instance pairs (criterion and its source in
+        dcl_data/coco_subsets.py; threshold coco_occ.min_box_iou)."""
+        name:
+            f"occ_split_{_name}"
         input:
-            split("coco", "val")["json"],
+            # The embedded val JSON lies inside the folder its rule outputs: depend on that.
+            dataset_inputs(SimpleNamespace(dataset=_name)),
         output:
-            split("coco_occ", "val")["json"],
+            _dataset["occ"]["json"],
         log:
-            "logs/data/coco_occ.log",
+            f"logs/data/occ_split_{_name}.log",
         conda:
             "../../envs/detectron2.yaml"
         params:
-            images=split("coco", "val")["images"],
+            val=_dataset["val"]["json"],
+            images=_dataset["val"]["images"],
             min_box_iou=config.get("coco_occ", {}).get("min_box_iou", 0.2),
         shell:
-            "(python -m dcl_data.paper_sets split {input} {params.images}"
-            " && python -m dcl_data.coco_subsets occ {input} --out {output} --min-box-iou {params.min_box_iou}"
+            "(python -m dcl_data.paper_sets split {params.val} {params.images}"
+            " && python -m dcl_data.coco_subsets occ {params.val} --out {output} --min-box-iou {params.min_box_iou}"
             ") > {log} 2>&1"
 
 
@@ -98,10 +113,3 @@ if {"coco", "mini_coco"} <= set(config["datasets"]):
             " && python -m dcl_data.coco_subsets mini {input.train} {input.val}"
             " --out-train {output.train} --out-val {output.val} --train-images {params.n_train}"
             " --val-images {params.n_val} --seed {params.seed}) > {log} 2>&1"
-
-
-def dataset_inputs(wildcards):
-    """What a run needs of its dataset: the built folder, or the configured annotation files."""
-    if wildcards.dataset == "embedded":
-        return [EMBEDDED_ROOT]
-    return [split(wildcards.dataset, s)["json"] for s in ("train", "val")]

@@ -1,5 +1,6 @@
-# Evaluation: COCO-format predictions on the val split, scored by pycocotools, then the paper's
-# segmentation error analysis (Sec. 3) on the same files.
+# Evaluation: COCO-format predictions on the val split, scored by pycocotools (and at paper
+# scale on Cityscapes by cityscapesScripts too), then the paper's segmentation error analysis
+# (Sec. 3) on the same files. `{split}` is "val", or "occ" for the occlusion subset of val.
 
 
 rule predict_detectron2:
@@ -9,6 +10,8 @@ rule predict_detectron2:
         weights=f"{RESULTS}/{{dataset}}/{{model}}/{{variant}}/model_final.pth",
     output:
         f"{RESULTS}/{{dataset}}/{{model}}/{{variant}}/predictions_val.json",
+    wildcard_constraints:
+        model=models_of("detectron2"),
     log:
         f"logs/{SCALE}/predict/{{dataset}}/{{model}}/{{variant}}.log",
     threads: PRESET["threads"]
@@ -16,38 +19,122 @@ rule predict_detectron2:
         gpu=min(PRESET["gpus"], 1),
     params:
         outdir=lambda wildcards, output: Path(output[0]).parent / "eval",
-        datasets=dataset_args,
-        opts=train_opts,
+        datasets=detectron2_datasets,
+        opts=detectron2_opts,
     shell:
         "OMP_NUM_THREADS={threads} python {REPO}/baselines/detectron2/train_net.py --eval-only"
         " --config-file {input.config} {params.datasets} --predictions-out {output}"
         " OUTPUT_DIR {params.outdir} {params.opts} MODEL.WEIGHTS {input.weights} > {log} 2>&1"
 
 
+rule predict_mmdet:
+    input:
+        data=dataset_inputs,
+        config=model_config_file,
+        weights=f"{RESULTS}/{{dataset}}/{{model}}/{{variant}}/model_final.pth",
+    output:
+        f"{RESULTS}/{{dataset}}/{{model}}/{{variant}}/predictions_val.json",
+    wildcard_constraints:
+        model=models_of("mmdet"),
+    log:
+        f"logs/{SCALE}/predict/{{dataset}}/{{model}}/{{variant}}.log",
+    threads: PRESET["threads"]
+    resources:
+        gpu=min(PRESET["gpus"], 1),
+    params:
+        args=mmdet_args,
+    shell:
+        "OMP_NUM_THREADS={threads} python {REPO}/baselines/mmdet/predict.py {input.config}"
+        " {input.weights} --predictions-out {output} {params.args} > {log} 2>&1"
+
+
+rule predictions_subset:
+    """A run's val predictions restricted to the images of a subset of val (COCO-OCC)."""
+    input:
+        data=dataset_inputs,
+        subset=lambda wildcards: split(wildcards.dataset, wildcards.split)["json"],
+        predictions=f"{RESULTS}/{{dataset}}/{{model}}/{{variant}}/predictions_val.json",
+    output:
+        f"{RESULTS}/{{dataset}}/{{model}}/{{variant}}/predictions_{{split}}.json",
+    wildcard_constraints:
+        split="occ",
+    log:
+        f"logs/{SCALE}/subset/{{dataset}}/{{model}}/{{variant}}_{{split}}.log",
+    shell:
+        "python -m analysis.subset {input.predictions} {input.subset} -o {output} > {log} 2>&1"
+
+
+def split_gt(wildcards):
+    return split(wildcards.dataset, wildcards.split)["json"]
+
+
 rule evaluate:
+    input:
+        data=dataset_inputs,
+        predictions=f"{RESULTS}/{{dataset}}/{{model}}/{{variant}}/predictions_{{split}}.json",
+    output:
+        f"{RESULTS}/{{dataset}}/{{model}}/{{variant}}/metrics_{{split}}.json",
+    log:
+        f"logs/{SCALE}/evaluate/{{dataset}}/{{model}}/{{variant}}_{{split}}.log",
+    params:
+        gt=split_gt,
+    script:
+        "../scripts/evaluate.py"
+
+
+rule evaluate_cityscapes:
+    """Cityscapes-style AP and per-class AP (cityscapesScripts), as the paper's Table 5 reports."""
     input:
         data=dataset_inputs,
         predictions=f"{RESULTS}/{{dataset}}/{{model}}/{{variant}}/predictions_val.json",
     output:
-        f"{RESULTS}/{{dataset}}/{{model}}/{{variant}}/metrics.json",
+        f"{RESULTS}/{{dataset}}/{{model}}/{{variant}}/metrics_cityscapes.json",
+    wildcard_constraints:
+        dataset="cityscapes",
     log:
-        f"logs/{SCALE}/evaluate/{{dataset}}/{{model}}/{{variant}}.log",
+        f"logs/{SCALE}/evaluate/{{dataset}}/{{model}}/{{variant}}_cityscapes.log",
+    threads: 4
     params:
         gt=lambda wildcards: split(wildcards.dataset, "val")["json"],
-    script:
-        "../scripts/evaluate.py"
+        gtfine=config.get("sources", {}).get("cityscapes", "datasets/cityscapes") + "/gtFine/val",
+    shell:
+        "python -m analysis.cityscapes_eval {params.gt} {params.gtfine} {input.predictions}"
+        " -o {output} > {log} 2>&1"
 
 
 rule seg_errors:
     input:
         data=dataset_inputs,
-        predictions=f"{RESULTS}/{{dataset}}/{{model}}/{{variant}}/predictions_val.json",
+        predictions=f"{RESULTS}/{{dataset}}/{{model}}/{{variant}}/predictions_{{split}}.json",
     output:
-        f"{RESULTS}/{{dataset}}/{{model}}/{{variant}}/seg_errors.json",
+        f"{RESULTS}/{{dataset}}/{{model}}/{{variant}}/seg_errors_{{split}}.json",
     log:
-        f"logs/{SCALE}/seg_errors/{{dataset}}/{{model}}/{{variant}}.log",
+        f"logs/{SCALE}/seg_errors/{{dataset}}/{{model}}/{{variant}}_{{split}}.log",
     threads: 1
     params:
-        gt=lambda wildcards: split(wildcards.dataset, "val")["json"],
+        gt=split_gt,
     shell:
         "dcl-seg-errors {params.gt} {input.predictions} -o {output} --jobs {threads} > {log} 2>&1"
+
+
+rule features:
+    """Mask-head features at fg/bg pixels of the val set's ground-truth boxes (Figure 4)."""
+    input:
+        data=dataset_inputs,
+        config=model_config_file,
+        weights=f"{RESULTS}/{{dataset}}/{{model}}/{{variant}}/model_final.pth",
+    output:
+        f"{RESULTS}/{{dataset}}/{{model}}/{{variant}}/features_val.npz",
+    wildcard_constraints:
+        model=models_of("detectron2"),
+    log:
+        f"logs/{SCALE}/features/{{dataset}}/{{model}}/{{variant}}.log",
+    threads: PRESET["threads"]
+    params:
+        datasets=detectron2_datasets,
+        opts=detectron2_opts,
+        max_pixels=PRESET.get("tsne", {}).get("max_pixels", 4000),
+    shell:
+        "OMP_NUM_THREADS={threads} python {REPO}/baselines/detectron2/dump_features.py"
+        " --config-file {input.config} {params.datasets} --out {output}"
+        " --max-pixels {params.max_pixels} {params.opts} MODEL.WEIGHTS {input.weights} > {log} 2>&1"

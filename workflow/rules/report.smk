@@ -1,32 +1,119 @@
-# Tables: measured runs beside the paper's numbers.
+# The paper's tables and figures, measured beside the paper's numbers, and one HTML report.
+# Which run answers each row: paper_tables/experiments.py; what each cell reads:
+# paper_tables/build.py.
+
+TABLES_DIR = f"{RESULTS}/paper_tables"
 
 
-rule table_dcl_vs_baseline:
+def row_files(table, kinds):
+    """Files of the runs behind a table's rows: `kinds` among metrics, seg_errors, cost,
+    cityscapes (paper scale on Cityscapes only), features."""
+    out = []
+    for row in PLAN.tables.get(table, []):
+        if row.run is None:
+            continue
+        d = run_dir(row.run)
+        if "metrics" in kinds:
+            out.append(f"{d}/metrics_{row.split}.json")
+        if "seg_errors" in kinds:
+            out.append(f"{d}/seg_errors_{row.split}.json")
+        if "cost" in kinds:
+            out.append(f"{d}/train_cost.json")
+        if "cityscapes" in kinds and row.dataset == "cityscapes":
+            out.append(f"{d}/metrics_cityscapes.json")
+        if "features" in kinds:
+            out.append(f"{d}/features_val.npz")
+    return list(dict.fromkeys(out))
+
+
+def unique_runs(table):
+    """(run, split) pairs of a table's rows, once each (roles can share a run at a scale)."""
+    return list(dict.fromkeys((r.run, r.split) for r in PLAN.tables.get(table, []) if r.run))
+
+
+TABLE_INPUTS = {
+    "table5": ("metrics", "cityscapes"),
+    "table8": ("metrics", "seg_errors"),
+    "table9": ("cost",),
+}
+PAPER_TABLES = [t for t in PLAN.tables if not t.startswith("figure")]
+
+
+rule paper_tables:
+    """Every table: Markdown and LaTeX per table, all cells with their sources in tables.json,
+    and the sweep curves (Tables 1, 3, 4)."""
     input:
-        expand(f"{RESULTS}/{{run}}/metrics.json", run=RUNS),
+        [f for t in PAPER_TABLES for f in row_files(t, TABLE_INPUTS.get(t, ("metrics",)))],
+        paper=REPO / "paper_tables/paper.yaml",
     output:
-        f"{RESULTS}/tables/dcl_vs_baseline.md",
+        json=f"{TABLES_DIR}/tables.json",
+        markdown=[f"{TABLES_DIR}/{t}.md" for t in PAPER_TABLES],
+        latex=[f"{TABLES_DIR}/{t}.tex" for t in PAPER_TABLES],
+        sweeps=f"{TABLES_DIR}/figures/sweeps.png",
     log:
-        f"logs/{SCALE}/report/dcl_vs_baseline.log",
+        f"logs/{SCALE}/report/paper_tables.log",
     params:
-        runs=RUNS,
-        preset=PRESET,
+        results=RESULTS,
         scale=SCALE,
     script:
-        "../scripts/table_dcl_vs_baseline.py"
+        "../scripts/paper_tables.py"
 
 
-rule seg_errors_report:
-    """Paper Figure 2 (Delta AP per error type) and Table 8 rows for every run of the scale."""
+rule figure2:
+    """Paper Figure 2: Delta AP per error type for each model and dataset (and its table)."""
     input:
-        expand(f"{RESULTS}/{{run}}/seg_errors.json", run=RUNS),
+        row_files("figure2", ("seg_errors",)),
     output:
-        figure=f"{RESULTS}/figures/seg_errors.png",
-        table=f"{RESULTS}/tables/seg_errors.md",
+        figure=f"{TABLES_DIR}/figures/figure2_seg_errors.png",
+        table=f"{TABLES_DIR}/figure2_seg_errors.md",
     log:
-        f"logs/{SCALE}/report/seg_errors.log",
+        f"logs/{SCALE}/report/figure2.log",
     params:
-        labels=[run.replace("/", ":") for run in RUNS],
+        labels=[f"{run}:{split}".replace("/", ":") for run, split in unique_runs("figure2")],
     shell:
         "python -m analysis.seg_errors.report {input} --labels {params.labels}"
         " --figure {output.figure} --table {output.table} > {log} 2>&1"
+
+
+rule figure4:
+    """Paper Figure 4: t-SNE of mask-head features at fg/bg pixels, baseline vs DCL."""
+    input:
+        row_files("figure4", ("features",)),
+    output:
+        figure=f"{TABLES_DIR}/figures/figure4_tsne.png",
+        json=f"{TABLES_DIR}/figure4_tsne.json",
+    log:
+        f"logs/{SCALE}/report/figure4.log",
+    params:
+        labels=[run.split("/")[-1] for run, _ in unique_runs("figure4")],
+    shell:
+        "python -m analysis.tsne {input} --labels {params.labels}"
+        " --figure {output.figure} --json {output.json} > {log} 2>&1"
+
+
+FIGURES = [f"{TABLES_DIR}/figures/sweeps.png"]
+if "figure2" in PLAN.tables:
+    FIGURES.append(f"{TABLES_DIR}/figures/figure2_seg_errors.png")
+if "figure4" in PLAN.tables:
+    FIGURES.append(f"{TABLES_DIR}/figures/figure4_tsne.png")
+
+
+rule report:
+    """One HTML page: every table and figure, the run behind each cell, config and revision."""
+    input:
+        tables=f"{TABLES_DIR}/tables.json",
+        figures=FIGURES,
+        tsne=f"{TABLES_DIR}/figure4_tsne.json" if "figure4" in PLAN.tables else [],
+        costs=[f"{run_dir(r)}/train_cost.json" for r in RUNS],
+    output:
+        f"{RESULTS}/report.html",
+    log:
+        f"logs/{SCALE}/report/report.log",
+    params:
+        scale=SCALE,
+        runs=RUNS,
+        results=RESULTS,
+        repo=REPO,
+        config=config,
+    script:
+        "../scripts/report.py"

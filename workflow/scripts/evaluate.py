@@ -1,24 +1,22 @@
-"""Score a run's COCO-format predictions on its val split (pycocotools segm, x100)."""
+"""Score a run's COCO-format predictions on a split (pycocotools segm and bbox, x100)."""
 
 import logging
 import sys
 
-from analysis.coco_eval import evaluate_segm
+from analysis.coco_eval import evaluate_bbox, evaluate_segm, per_class_ap
 from analysis.io import read_json, write_json_atomic
 
 logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)
 sys.stderr = open(snakemake.log[0], "a")
 
+gt = snakemake.params.gt
 predictions = read_json(snakemake.input.predictions)  # read once: counted and scored
-stats = evaluate_segm(snakemake.params.gt, predictions)
+stats = evaluate_segm(gt, predictions)
 logging.info("segm stats x100: %s", stats)
-write_json_atomic(
-    snakemake.output[0],
-    {
-        "segm": stats,
-        "num_predictions": len(predictions),
-        "ground_truth": snakemake.params.gt,
-        "predictions": snakemake.input.predictions,
-    },
-    indent=2,
-)
+result = {"segm": stats, "per_class": per_class_ap(gt, predictions),
+          "num_predictions": len(predictions), "ground_truth": gt,
+          "predictions": snakemake.input.predictions}
+# Box AP (Tables 1-4 report it) when every prediction carries a box, as detectors' do.
+if predictions and all("bbox" in p for p in predictions):
+    result["bbox"] = evaluate_bbox(gt, predictions)
+write_json_atomic(snakemake.output[0], result, indent=2)

@@ -1,0 +1,232 @@
+"""The paper's experiment matrix (``config.yaml: experiments``) expanded for one scale.
+
+The workflow asks this module which runs to train and the table renderers ask it which run
+answers each row, so both read the matrix the same way.
+
+A table row names a dataset ROLE and a model ROLE as the paper does ("cityscapes",
+"mask_rcnn"); the scale's preset maps roles to the concrete dataset and model that play them
+(``presets.<scale>.datasets`` / ``.models``). A run is named ``{dataset}/{model}/{variant}``
+(``embedded/mask_rcnn_r18_fpn/dcl_w1.2_t0.07_k32``); rows of different tables that resolve to
+the same run share it. A row whose role has no player at the scale, or whose ``scales`` leave
+the scale out, keeps its place in the table with a ``status`` saying why it is empty.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Optional
+
+__all__ = [
+    "DCL_DEFAULTS",
+    "ROW_STATUS",
+    "ConfigError",
+    "Plan",
+    "Row",
+    "expand",
+    "framework_overrides",
+    "variant_name",
+    "variant_settings",
+]
+
+# The paper's defaults (Sec. 5.1): lambda 1.2, tau 0.07, K 32, learnable similarity.
+DCL_DEFAULTS = {"loss_weight": 1.2, "temperature": 0.07, "num_samples": 32, "with_projection": True}
+VARIANT_KEYS = ("dcl", "loss_weight", "temperature", "num_samples", "with_projection",
+                "num_anchors", "num_positives", "num_negatives")
+ROW_STATUS = {
+    "run": "measured by a run of this scale",
+    "not_at_scale": "not run at this scale (fewer sweep points than the paper)",
+    "no_model": "no model plays this role at this scale",
+    "no_split": "the dataset has no such split at this scale",
+}
+
+
+class ConfigError(ValueError):
+    """The experiment matrix or a preset is inconsistent; the message names the entry."""
+
+
+def variant_settings(row: Mapping[str, Any]) -> dict:
+    """A row's loss settings with the paper's defaults filled in (``{"dcl": False}`` if off)."""
+    v = {k: row[k] for k in VARIANT_KEYS if k in row}
+    if not v.get("dcl", False):
+        extra = sorted(set(v) - {"dcl"})
+        if extra:
+            raise ConfigError(f"a row with dcl: false sets loss settings {extra}")
+        return {"dcl": False}
+    return {**DCL_DEFAULTS, **v}
+
+
+def variant_name(v: Mapping[str, Any]) -> str:
+    """``baseline``, or e.g. ``dcl_w1.2_t0.07_k32``, plus ``_noproj`` without learnable
+    similarity and ``_a16_p16_n64`` style suffixes for counts that differ from K."""
+    if not v["dcl"]:
+        return "baseline"
+    name = f"dcl_w{v['loss_weight']:g}_t{v['temperature']:g}_k{v['num_samples']}"
+    if not v["with_projection"]:
+        name += "_noproj"
+    counts = [(k[4], v.get(k)) for k in ("num_anchors", "num_positives", "num_negatives")]
+    if any(n is not None and n != v["num_samples"] for _, n in counts):
+        name += "_" + "_".join(f"{letter}{n or v['num_samples']}" for letter, n in counts)
+    return name
+
+
+def framework_overrides(model: Mapping[str, Any], v: Mapping[str, Any]) -> list[str]:
+    """The framework-config overrides that give a run its variant, as strings.
+
+    detectron2 Mask R-CNN (any backbone): ``KEY VALUE`` pairs selecting the contrast heads and
+    ``MODEL.ROI_MASK_HEAD.CONTRAST_LOSS.*``; the baseline sets ``LOSS_WEIGHT 0`` so even a
+    config with the contrast heads builds no loss. detectron2 SparseInst:
+    ``MODEL.SPARSE_INST.CONTRAST_LOSS.*``. mmdetection RefineMask: ``key=value`` items for
+    ``--cfg-options`` on ``model.roi_head.mask_head.loss_contrast``.
+
+    Raises:
+        ConfigError: an unknown framework/arch pair.
+    """
+    framework, arch = model["framework"], model.get("arch", "mask_rcnn")
+    counts = {k: v.get(k) or 0 for k in ("num_anchors", "num_positives", "num_negatives")}
+    if framework == "detectron2" and arch in ("mask_rcnn", "sparseinst"):
+        node = ("MODEL.ROI_MASK_HEAD.CONTRAST_LOSS." if arch == "mask_rcnn"
+                else "MODEL.SPARSE_INST.CONTRAST_LOSS.")
+        if not v["dcl"]:
+            return [node + "LOSS_WEIGHT", "0.0"]
+        out = []
+        if arch == "mask_rcnn":
+            out += ["MODEL.ROI_HEADS.NAME", "ContrastRoIHeads",
+                    "MODEL.ROI_MASK_HEAD.NAME", "ContrastConvUpsampleHead"]
+        # yacs refuses an int where the default is a float: `loss_weight: 1` must reach it as 1.0.
+        out += [node + "LOSS_WEIGHT", repr(float(v["loss_weight"])),
+                node + "TEMPERATURE", repr(float(v["temperature"])),
+                node + "NUM_SAMPLES", str(v["num_samples"]),
+                node + "WITH_PROJ", str(bool(v["with_projection"]))]
+        if arch == "mask_rcnn":
+            for k, n in counts.items():
+                out += [node + k.upper(), str(n)]
+        elif any(counts.values()):
+            raise ConfigError("unequal |A|, |P|, |N| are wired for Mask R-CNN only")
+        return out
+    if framework == "mmdet" and arch == "refinemask":
+        key = "model.roi_head.mask_head.loss_contrast"
+        if not v["dcl"]:
+            return [f"{key}=None"]
+        out = [f"{key}.loss_weight={float(v['loss_weight'])!r}",
+               f"{key}.temperature={float(v['temperature'])!r}",
+               f"{key}.num_samples={v['num_samples']}",
+               f"{key}.with_projection={bool(v['with_projection'])}"]
+        for k, n in counts.items():
+            if n:
+                out.append(f"{key}.{k}={n}")
+        return out
+    raise ConfigError(f"no DCL wiring for framework {framework!r} with arch {arch!r}")
+
+
+@dataclass(frozen=True)
+class Row:
+    """One row of one table, resolved for a scale."""
+
+    table: str
+    dataset_role: str
+    model_role: str
+    variant: str                 # variant_name(settings)
+    settings: dict = field(hash=False, compare=False)
+    split: str = "val"           # "val", or "occ" (the dataset's occlusion subset)
+    dataset: Optional[str] = None  # the concrete dataset at this scale
+    model: Optional[str] = None    # the concrete model name at this scale
+    status: str = "run"          # a key of ROW_STATUS
+
+    @property
+    def run(self) -> Optional[str]:
+        """``{dataset}/{model}/{variant}`` if a run answers the row, else None."""
+        if self.status != "run":
+            return None
+        return f"{self.dataset}/{self.model}/{self.variant}"
+
+
+@dataclass
+class Plan:
+    """The matrix at one scale: rows per table and the runs they need."""
+
+    scale: str
+    tables: dict[str, list[Row]]
+    models: dict[str, dict]               # concrete model name -> its preset entry
+    runs: dict[str, dict]                 # run -> variant settings
+
+    def model_of(self, run: str) -> dict:
+        return self.models[run.split("/")[1]]
+
+    def evaluations(self) -> list[tuple[str, str]]:
+        """Unique (run, split) pairs that some row scores."""
+        seen = {}
+        for rows in self.tables.values():
+            for r in rows:
+                if r.run:
+                    seen[(r.run, r.split)] = None
+        return list(seen)
+
+
+def expand(config: Mapping[str, Any], scale: Optional[str] = None) -> Plan:
+    """Expand ``config["experiments"]`` for ``scale`` (default ``config["scale"]``).
+
+    A preset's ``tables`` list, if given, keeps only those tables (the smoke preset).
+
+    Raises:
+        ConfigError: unknown scale, a row without a dataset or model role, a role mapped to an
+            unknown dataset, a model name shared by two different model entries, or a variant
+            the model's framework cannot express.
+    """
+    scale = scale or config["scale"]
+    presets = config["presets"]
+    if scale not in presets:
+        raise ConfigError(f"scale {scale!r} is not one of the presets {sorted(presets)}")
+    preset = presets[scale]
+    dataset_roles = preset.get("datasets", {})
+    model_roles = preset.get("models", {})
+    for role, d in dataset_roles.items():
+        if d not in config["datasets"]:
+            raise ConfigError(f"presets.{scale}.datasets.{role}: {d!r} is not one of the "
+                              f"datasets {sorted(config['datasets'])}")
+    models: dict[str, dict] = {}
+    for role, m in model_roles.items():
+        if m["name"] in models and models[m["name"]] != m:
+            raise ConfigError(f"presets.{scale}.models.{role}: name {m['name']!r} is used by "
+                              "another, different model entry")
+        models[m["name"]] = m
+    wanted = preset.get("tables")
+    experiments = config["experiments"]
+    unknown = sorted(set(wanted or ()) - set(experiments))
+    if unknown:
+        raise ConfigError(f"presets.{scale}.tables: unknown tables {unknown}")
+    tables: dict[str, list[Row]] = {}
+    runs: dict[str, dict] = {}
+    for table, spec in experiments.items():
+        if wanted is not None and table not in wanted:
+            continue
+        rows = []
+        for i, row in enumerate(spec["rows"]):
+            where = f"experiments.{table}.rows[{i}]"
+            d_role = row.get("dataset", spec.get("dataset"))
+            m_role = row.get("model", spec.get("model"))
+            if d_role is None or m_role is None:
+                raise ConfigError(f"{where}: needs a dataset and a model (on the row or table)")
+            try:
+                v = variant_settings(row)
+            except ConfigError as e:
+                raise ConfigError(f"{where}: {e}") from None
+            split = row.get("split", "val")
+            status, dataset, model = "run", dataset_roles.get(d_role), model_roles.get(m_role)
+            if scale not in row.get("scales", [scale]):
+                status = "not_at_scale"
+            elif dataset is None or model is None:
+                status = "no_model"
+            elif split not in config["datasets"][dataset]:
+                status = "no_split"
+            r = Row(table, d_role, m_role, variant_name(v), v, split,
+                    dataset if status == "run" else None,
+                    model["name"] if status == "run" else None, status)
+            if r.run:
+                try:
+                    framework_overrides(model, v)
+                except ConfigError as e:
+                    raise ConfigError(f"{where}: {e}") from None
+                runs[r.run] = v
+            rows.append(r)
+        tables[table] = rows
+    return Plan(scale, tables, models, runs)

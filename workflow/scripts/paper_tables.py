@@ -1,0 +1,35 @@
+"""Every table of the paper beside the measured runs: Markdown, LaTeX, tables.json, sweep curves."""
+
+import sys
+from pathlib import Path
+
+from analysis.io import write_json_atomic, write_text_atomic
+from paper_tables.build import build_tables
+from paper_tables.experiments import expand
+from paper_tables.figures import plot_sweeps
+from paper_tables.render import render_latex, render_markdown
+
+sys.stderr = open(snakemake.log[0], "w")
+config, scale = snakemake.config, snakemake.params.scale
+plan = expand(config, scale)
+preset = config["presets"][scale]
+
+
+def describe_scale(table_id):
+    """What plays the paper's dataset and model roles in this table at this scale."""
+    rows = [r for r in plan.tables[table_id] if r.run]
+    if not rows:
+        return [f"No row of this table runs at scale `{scale}`."]
+    roles = sorted({(r.dataset_role, r.dataset, r.model_role, r.model) for r in rows})
+    parts = [f"{m_role} → `{m}` on `{d}` (for {d_role})" for d_role, d, m_role, m in roles]
+    return [f"Scale `{scale}`: " + "; ".join(parts) + "."]
+
+
+tables = build_tables(plan, Path(snakemake.params.results), describe_scale=describe_scale)
+by_id = {t["id"]: t for t in tables}
+for md in snakemake.output.markdown:
+    write_text_atomic(md, render_markdown(by_id[Path(md).stem], scale))
+for tex in snakemake.output.latex:
+    write_text_atomic(tex, render_latex(by_id[Path(tex).stem], scale))
+plot_sweeps(tables, snakemake.output.sweeps, scale)
+write_json_atomic(snakemake.output.json, {"scale": scale, "tables": tables}, indent=1)

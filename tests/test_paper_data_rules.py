@@ -42,20 +42,33 @@ def job_resources(output: str) -> dict[str, list[str]]:
 
 
 def test_paper_dry_run_through_the_cluster_profile_plans_every_job_with_gpus(tmp_path):
+    import yaml
+
+    from paper_tables.experiments import expand
+
     wd = paper_trees(workdir(tmp_path, scale="paper"))
     out = snakemake(wd, "-n", "--profile", str(REPO / "profiles/slurm"), "all", OCC, *MINI).stdout
     jobs = planned_jobs(out)
-    assert jobs == {"cityscapes_coco_json": 1, "coco_occ": 1, "mini_coco": 1, "train_detectron2": 2,
-                    "predict_detectron2": 2, "evaluate": 2, "seg_errors": 2, "seg_errors_report": 1,
-                    "table_dcl_vs_baseline": 1, "all": 1, "total": 14}
+    plan = expand(yaml.safe_load((wd / "config.yaml").read_text()), "paper")
+    # Every training of every table: the sweeps of Tables 1-4, Tables 5-7's models, supp.
+    assert len(plan.runs) == 30
+    for run in plan.runs:
+        assert f"results/paper/{run}/model_final.pth" in out, run
+    assert jobs["train_detectron2"] + jobs["train_mmdet"] == 30 and jobs["train_mmdet"] == 2
+    assert {k: jobs[k] for k in ("cityscapes_coco_json", "occ_split_coco", "mini_coco",
+                                 "paper_tables", "figure2", "figure4", "report")} == \
+        {"cityscapes_coco_json": 1, "occ_split_coco": 1, "mini_coco": 1, "paper_tables": 1,
+         "figure2": 1, "figure4": 1, "report": 1}
+    # Table 5 is scored Cityscapes-style on each of its Cityscapes runs (6 rows, 6 runs).
+    assert jobs["evaluate_cityscapes"] == 6
     resources = job_resources(out)
-    for line in resources["train_detectron2"]:
+    for line in resources["train_detectron2"] + resources["train_mmdet"]:
         assert "gpu=4" in line and "slurm_partition=gpu" in line and "runtime=720" in line, line
-    for line in resources["predict_detectron2"]:
+    for line in resources["predict_detectron2"] + resources["predict_mmdet"]:
         assert "gpu=1" in line and "slurm_partition=gpu" in line, line
-    for rule in ("cityscapes_coco_json", "coco_occ", "mini_coco", "evaluate", "seg_errors"):
+    for rule in ("cityscapes_coco_json", "occ_split_coco", "mini_coco", "evaluate", "seg_errors"):
         assert all("gpu" not in line for line in resources[rule]), rule
-    assert "--num-gpus 4" in out
+    assert "--num-gpus 4" in out and "--nproc_per_node=4" in out
 
 
 @pytest.mark.slow

@@ -71,7 +71,7 @@ def slice_run(local_slurm, tmp_path_factory):
     predict asks for one GPU through the `gpu` resource, as paper-scale jobs do."""
     wd = workdir(tmp_path_factory.mktemp("slurm"), scale="smoke", downloads=str(DOWNLOADS))
     result, output, seconds = _snakemake_via_slurm(
-        wd, f"{RUN}/baseline/metrics.json", "--set-resources", "predict_detectron2:gpu=1",
+        wd, f"{RUN}/baseline/metrics_val.json", "--set-resources", "predict_detectron2:gpu=1",
         limit=400)
     print(f"smoke slice through SLURM: {seconds:.0f} s")
     return wd, result, output
@@ -80,7 +80,7 @@ def slice_run(local_slurm, tmp_path_factory):
 def test_smoke_slice_runs_to_completion_through_sbatch(slice_run):
     wd, result, output = slice_run
     assert result.returncode == 0, output[-5000:]
-    assert (wd / f"{RUN}/baseline/metrics.json").stat().st_size > 0
+    assert (wd / f"{RUN}/baseline/metrics_val.json").stat().st_size > 0
 
     jobs = {re.search(r"rule_(\w+)", log).group(1): (int(job), Path(log))
             for job, log in SUBMITTED.findall(output)}
@@ -108,7 +108,7 @@ def test_failing_job_is_reported_not_hung(slice_run):
     assert first.returncode == 0, "the slice run failed; see the other test"
     bad = wd / "bad_opts.yaml"
     bad.write_text(yaml.safe_dump(
-        {"presets": {"smoke": {"opts": ["MODEL.ROI_MASK_HEAD.CONTRAST_LOSS.TEMPERATUR", "0.1"]}}}))
+        {"presets": {"smoke": {"opts": {"detectron2": ["MODEL.ROI_MASK_HEAD.CONTRAST_LOSS.TEMPERATUR", "0.1"]}}}}))
     result, output, seconds = _snakemake_via_slurm(
         wd, f"{RUN}/dcl_w1.2_t0.07_k32/model_final.pth", "--configfile", "config.yaml", str(bad),
         limit=180)

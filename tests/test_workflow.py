@@ -49,36 +49,31 @@ def planned_jobs(output: str) -> dict[str, int]:
     return counts
 
 
-def test_embedded_dry_run_plans_baseline_and_dcl(tmp_path):
-    out = snakemake(workdir(tmp_path), "-n", "--cores", "2").stdout
-    jobs = planned_jobs(out)
-    assert jobs["embedded_dataset"] == 1 and jobs["train_detectron2"] == 2
-    assert jobs["evaluate"] == 2 and jobs["seg_errors"] == 2 and jobs["table_dcl_vs_baseline"] == 1
-    assert jobs["seg_errors_report"] == 1
-    assert "embedded/mask_rcnn_r18_fpn/baseline/model_final.pth" in out
-    assert "embedded/mask_rcnn_r18_fpn/dcl_w1.2_t0.07_k32/model_final.pth" in out
+def test_embedded_dry_run_plans_every_table_of_the_matrix(tmp_path):
+    from paper_tables.experiments import expand
 
-
-def test_paper_dry_run_plans_gpu_training_on_configured_data(tmp_path):
-    # Paper scale reads existing annotation files; a dry run needs them to exist, not be real.
-    data = {}
-    for split in ("train", "val"):
-        json_file = tmp_path / "cityscapes" / f"{split}.json"
-        json_file.parent.mkdir(parents=True, exist_ok=True)
-        json_file.write_text("{}")
-        data[split] = {"json": str(json_file), "images": str(tmp_path / "cityscapes" / split)}
-    wd = workdir(tmp_path, scale="paper", datasets={"cityscapes": data})
-    out = snakemake(wd, "-n", "--cores", "8", "--resources", "gpu=4").stdout
+    wd = workdir(tmp_path)
+    out = snakemake(wd, "-n", "--cores", "2").stdout
     jobs = planned_jobs(out)
-    assert jobs["train_detectron2"] == 2 and "embedded_dataset" not in jobs
-    assert "gpu=4" in out
-    assert "results/paper/cityscapes/mask_rcnn_r50_fpn/dcl_w1.2_t0.07_k32/model_final.pth" in out
+    plan = expand(yaml.safe_load((wd / "config.yaml").read_text()), "embedded")
+    # Four models, with and without DCL, and the Mask R-CNN sweep points of Tables 1-4 + supp.
+    assert len(plan.runs) == 13
+    assert jobs["train_detectron2"] + jobs["train_mmdet"] == len(plan.runs)
+    for run in plan.runs:
+        assert f"results/embedded/{run}/model_final.pth" in out, run
+    assert jobs["embedded_dataset"] == 1 and jobs["occ_split_embedded"] == 1
+    assert jobs["evaluate"] == len(plan.evaluations())
+    assert jobs["features"] == 2 and jobs["figure4"] == 1 and jobs["figure2"] == 1
+    assert jobs["paper_tables"] == 1 and jobs["report"] == 1
 
 
 @pytest.mark.parametrize("override, needle", [
     ({"scael": "paper"}, "scael"),
     ({"scale": "papr"}, "papr"),
-    ({"variants": [{"dcl": True, "temprature": 0.1}]}, "temprature"),
+    ({"experiments": {"table1": {"model": "mask_rcnn", "dataset": "cityscapes",
+                                 "rows": [{"dcl": True, "temprature": 0.1}]}}}, "temprature"),
+    ({"experiments": {"table1": {"dataset": "cityscapes", "rows": [{"dcl": False}]}}},
+     "needs a dataset and a model"),
 ])
 def test_config_mistakes_fail_before_any_job_naming_the_key(tmp_path, override, needle):
     result = snakemake(workdir(tmp_path, **override), "-n", "--cores", "1", check=False)
@@ -137,16 +132,29 @@ def test_smoke_workflow_end_to_end_and_resume_after_kill(tmp_path):
     events = [json.loads(line) for line in (run_dir / "train_metrics.json").read_text().splitlines()]
     assert max(e["iteration"] for e in events if "iteration" in e) >= 5
 
-    table = (wd / "results/smoke/tables/dcl_vs_baseline.md").read_text()
-    assert "| Mask R-CNN + DCL | `dcl_w1.2_t0.07_k32` |" in table and "36.5" in table
+    run = "results/smoke/embedded/mask_rcnn_r18_fpn"
     for variant in ("baseline", "dcl_w1.2_t0.07_k32"):
-        metrics = json.loads((wd / f"results/smoke/embedded/mask_rcnn_r18_fpn/{variant}/metrics.json").read_text())
-        assert set(metrics["segm"]) >= {"AP", "AP50", "AP75"}
+        metrics = json.loads((wd / f"{run}/{variant}/metrics_val.json").read_text())
+        assert set(metrics["segm"]) >= {"AP", "AP50", "AP75"} and "AP" in metrics["bbox"]
         assert metrics["num_predictions"] >= 0
-        errors = json.loads((wd / f"results/smoke/embedded/mask_rcnn_r18_fpn/{variant}/seg_errors.json").read_text())
+        errors = json.loads((wd / f"{run}/{variant}/seg_errors_val.json").read_text())
         assert set(errors["delta"]) >= {"fFP", "bFP", "FN"}
-    assert (wd / "results/smoke/figures/seg_errors.png").stat().st_size > 0
-    assert "FN" in (wd / "results/smoke/tables/seg_errors.md").read_text()
+        cost = json.loads((wd / f"{run}/{variant}/train_cost.json").read_text())
+        assert cost["memory_kind"] == "cpu_peak_rss" and cost["peak_memory_mib"] > 100
+    out = wd / "results/smoke/paper_tables"
+    table1 = (out / "table1.md").read_text()
+    # The measured row sits beside the paper's number for the same setting (36.5 for lambda 1.2).
+    line = next(x for x in table1.splitlines() if "dcl_w1.2_t0.07_k32" in x)
+    assert "| 36.5 |" in line and "–" not in line.split("|")[3]
+    assert "not run at this scale" in table1 and "\\begin{tabular}" in (out / "table1.tex").read_text()
+    tables = json.loads((out / "tables.json").read_text())["tables"]
+    assert {t["id"] for t in tables} == {"table1", "table8", "table9"}
+    for name in ("sweeps", "figure2_seg_errors", "figure4_tsne"):
+        assert (out / f"figures/{name}.png").stat().st_size > 0
+    report = (wd / "results/smoke/report.html").read_text()
+    for title in ("Table 1: loss weight lambda", "Table 8", "Table 9", "Figure 2", "Figure 4"):
+        assert title in report, title
+    assert report.count("data:image/png;base64,") == 3
     again = snakemake(wd, "--cores", "2")
     assert "Nothing to be done" in again.stdout + again.stderr
 

@@ -63,7 +63,8 @@ def add_swin_config(cfg: CN) -> CN:
     ``SOLVER.OPTIMIZER``: ``"SGD"`` (detectron2's default optimizer, the default here) or
     ``"ADAMW"`` (the Swin practice for Mask R-CNN: AdamW with ``SOLVER.BASE_LR`` and
     ``SOLVER.WEIGHT_DECAY``; no weight decay on normalisation layers (``WEIGHT_DECAY_NORM``)
-    and relative position bias tables). ``train_net.py``'s trainer reads it.
+    and relative position bias tables). ``train_net.py``'s trainer reads it; it is added here
+    only if missing, so other plug-ins may share it.
     """
     cfg.MODEL.SWIN = CN()
     node = cfg.MODEL.SWIN
@@ -74,7 +75,8 @@ def add_swin_config(cfg: CN) -> CN:
     node.MLP_RATIO = 4.0
     node.DROP_PATH_RATE = 0.2
     node.OUT_FEATURES = ["res2", "res3", "res4", "res5"]
-    cfg.SOLVER.OPTIMIZER = "SGD"
+    if "OPTIMIZER" not in cfg.SOLVER:  # another plug-in's add_*_config may have added it
+        cfg.SOLVER.OPTIMIZER = "SGD"
     return cfg
 
 
@@ -102,7 +104,8 @@ class SwinTransformerBackbone(Backbone):
 
     Raises:
         ValueError: inconsistent sizes (depths and heads of different lengths, a stage width
-            not divisible by its heads, non-positive sizes), a drop-path rate outside [0, 1),
+            not divisible by its heads, non-positive sizes, fewer than 2 blocks in all (which
+            torchvision cannot build)), a drop-path rate outside [0, 1),
             unknown ``out_features`` or ``freeze_at`` outside 0 .. number of stages + 1.
     """
 
@@ -192,6 +195,9 @@ def _check_sizes(embed_dim, depths, num_heads, window_size, mlp_ratio, drop_path
         raise ValueError("MODEL.SWIN sizes must be positive: EMBED_DIM "
                          f"{embed_dim}, WINDOW_SIZE {window_size}, MLP_RATIO {mlp_ratio}, "
                          f"DEPTHS {depths}, NUM_HEADS {num_heads}")
+    if sum(depths) < 2:
+        # torchvision spreads stochastic depth over blocks 0..n-1 and divides by n - 1.
+        raise ValueError(f"MODEL.SWIN.DEPTHS must hold at least 2 blocks in all, got {depths}")
     for k, heads in enumerate(num_heads):
         if (embed_dim * 2 ** k) % heads:
             raise ValueError(f"MODEL.SWIN: stage {k + 1} has {embed_dim * 2 ** k} channels, not "

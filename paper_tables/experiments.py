@@ -76,7 +76,7 @@ def framework_overrides(model: Mapping[str, Any], v: Mapping[str, Any]) -> list[
     ``MODEL.ROI_MASK_HEAD.CONTRAST_LOSS.*``; the baseline sets ``LOSS_WEIGHT 0`` so even a
     config with the contrast heads builds no loss. detectron2 SparseInst:
     ``MODEL.SPARSE_INST.CONTRAST_LOSS.*``. mmdetection RefineMask: ``key=value`` items for
-    ``--cfg-options`` on ``model.roi_head.mask_head.loss_contrast``.
+    ``--cfg-options`` on ``model.roi_head.mask_head.loss_contrast`` (loss_weight 0 = baseline).
 
     Raises:
         ConfigError: an unknown framework/arch pair.
@@ -106,7 +106,7 @@ def framework_overrides(model: Mapping[str, Any], v: Mapping[str, Any]) -> list[
     if framework == "mmdet" and arch == "refinemask":
         key = "model.roi_head.mask_head.loss_contrast"
         if not v["dcl"]:
-            return [f"{key}=None"]
+            return [f"{key}.loss_weight=0.0"]
         out = [f"{key}.loss_weight={float(v['loss_weight'])!r}",
                f"{key}.temperature={float(v['temperature'])!r}",
                f"{key}.num_samples={v['num_samples']}",

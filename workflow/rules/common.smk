@@ -71,12 +71,13 @@ def detectron2_datasets(wildcards):
     return " ".join(quote(spec) for spec in specs)
 
 
-def mmdet_args(wildcards):
-    """Data paths and --cfg-options of an mmdetection run, shell-quoted."""
+def mmdet_args(wildcards, train=True):
+    """Data paths and --cfg-options of an mmdetection run (training or prediction), shell-quoted."""
     m = model_cfg(wildcards)
     d = wildcards.dataset
-    args = [f"--train-data={split(d, 'train')['json']}:{split(d, 'train')['images']}",
-            f"--val-data={split(d, 'val')['json']}:{split(d, 'val')['images']}"]
+    args = [f"--val-data={split(d, 'val')['json']}:{split(d, 'val')['images']}"]
+    if train:
+        args.insert(0, f"--train-data={split(d, 'train')['json']}:{split(d, 'train')['images']}")
     options = list(PRESET.get("opts", {}).get("mmdet", []))
     if m.get("weights"):
         options.append(f"load_from={m['weights']}")

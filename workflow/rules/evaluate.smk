@@ -42,7 +42,7 @@ rule predict_mmdet:
     resources:
         gpu=min(PRESET["gpus"], 1),
     params:
-        args=mmdet_args,
+        args=lambda wildcards: mmdet_args(wildcards, train=False),
     shell:
         "OMP_NUM_THREADS={threads} python {REPO}/baselines/mmdet/predict.py {input.config}"
         " {input.weights} --predictions-out {output} {params.args} > {log} 2>&1"

@@ -1,0 +1,196 @@
+"""paper_tables: the experiment matrix per scale, measured cells beside the paper's, rendering."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from paper_tables.build import build_tables, load_paper
+from paper_tables.experiments import ConfigError, expand, framework_overrides, variant_name, variant_settings
+from paper_tables.render import EMPTY, fmt, render_latex, render_markdown, render_report
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIG = yaml.safe_load((REPO / "config.yaml").read_text())
+
+
+def test_variant_names_follow_the_settings():
+    assert variant_name(variant_settings({"dcl": False})) == "baseline"
+    assert variant_name(variant_settings({"dcl": True})) == "dcl_w1.2_t0.07_k32"
+    assert variant_name(variant_settings({"dcl": True, "loss_weight": 1.0})) == "dcl_w1_t0.07_k32"
+    assert variant_name(variant_settings({"dcl": True, "with_projection": False})).endswith("_noproj")
+    # Counts equal to K leave the name alone; a different one names all three.
+    assert variant_name(variant_settings({"dcl": True, "num_anchors": 32})) == "dcl_w1.2_t0.07_k32"
+    assert variant_name(variant_settings({"dcl": True, "num_negatives": 64})) == \
+        "dcl_w1.2_t0.07_k32_a32_p32_n64"
+    with pytest.raises(ConfigError, match="loss settings"):
+        variant_settings({"dcl": False, "loss_weight": 1.0})
+
+
+def test_every_paper_row_has_an_experiment_row_at_paper_scale():
+    """Each of the paper's measured rows (Tables 1-9) is planned as a run at paper scale."""
+    plan = expand(CONFIG, "paper")
+    paper = load_paper()
+    for tid, spec in paper.items():
+        planned = {(r.model_role, r.variant, r.split) for r in plan.tables[tid] if r.run}
+        for row in spec["rows"]:
+            if row.get("model"):
+                assert (row["model"], row["variant"], row.get("split", "val")) in planned, (tid, row)
+
+
+def test_embedded_scale_runs_fewer_sweep_points_and_shares_runs():
+    plan = expand(CONFIG, "embedded")
+    t1 = {r.variant: r for r in plan.tables["table1"]}
+    assert t1["dcl_w0.4_t0.07_k32"].status == "not_at_scale" and t1["dcl_w0.4_t0.07_k32"].run is None
+    assert t1["baseline"].run == "embedded/mask_rcnn_r18_fpn/baseline"
+    # The COCO rows of Table 6 are answered by the same Mask R-CNN runs as Table 1 here.
+    t6 = {(r.variant, r.split): r.run for r in plan.tables["table6"]}
+    assert t6[("baseline", "val")] == t6[("baseline", "occ")] == t1["baseline"].run
+    assert t6[("dcl_w0.1_t0.07_k32", "val")] == t1["dcl_w0.1_t0.07_k32"].run
+    # Table 5's COCO-pretrained rows have no model at this scale: visibly empty, not run.
+    t5 = [r for r in plan.tables["table5"] if r.model_role == "mask_rcnn_coco_init"]
+    assert t5 and all(r.status == "no_model" and r.run is None for r in t5)
+
+
+def test_presets_that_break_the_matrix_are_refused():
+    bad = copy.deepcopy(CONFIG)
+    bad["presets"]["embedded"]["datasets"]["coco"] = "cocoo"
+    with pytest.raises(ConfigError, match="cocoo"):
+        expand(bad, "embedded")
+    bad = copy.deepcopy(CONFIG)
+    bad["presets"]["embedded"]["models"]["sparseinst"]["name"] = "mask_rcnn_r18_fpn"
+    with pytest.raises(ConfigError, match="another, different model"):
+        expand(bad, "embedded")
+    with pytest.raises(ConfigError, match="scale 'huge'"):
+        expand(CONFIG, "huge")
+
+
+def test_framework_overrides_per_model_kind():
+    dcl = variant_settings({"dcl": True, "num_negatives": 64})
+    mrcnn = framework_overrides({"framework": "detectron2"}, dcl)
+    assert mrcnn[:4] == ["MODEL.ROI_HEADS.NAME", "ContrastRoIHeads",
+                         "MODEL.ROI_MASK_HEAD.NAME", "ContrastConvUpsampleHead"]
+    assert mrcnn[mrcnn.index("MODEL.ROI_MASK_HEAD.CONTRAST_LOSS.NUM_NEGATIVES") + 1] == "64"
+    assert framework_overrides({"framework": "detectron2"}, {"dcl": False}) == \
+        ["MODEL.ROI_MASK_HEAD.CONTRAST_LOSS.LOSS_WEIGHT", "0.0"]
+    sparse = framework_overrides({"framework": "detectron2", "arch": "sparseinst"},
+                                 variant_settings({"dcl": True, "loss_weight": 0.1}))
+    assert "MODEL.SPARSE_INST.CONTRAST_LOSS.LOSS_WEIGHT" in sparse and "0.1" in sparse
+    mmdet = framework_overrides({"framework": "mmdet", "arch": "refinemask"},
+                                variant_settings({"dcl": True, "loss_weight": 1}))
+    assert "model.roi_head.mask_head.loss_contrast.loss_weight=1.0" in mmdet
+    with pytest.raises(ConfigError, match="Mask R-CNN only"):
+        framework_overrides({"framework": "detectron2", "arch": "sparseinst"}, dcl)
+
+
+def _write(path: Path, obj) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(obj))
+
+
+def _fake_results(root: Path, plan) -> None:
+    """Result files for every run of the plan, with AP values that identify the run."""
+    for i, run in enumerate(sorted(plan.runs)):
+        segm = {k: 10.0 + i for k in ("AP", "AP50", "AP75", "APs", "APm", "APl")}
+        for split in ("val", "occ"):
+            _write(root / run / f"metrics_{split}.json",
+                   {"segm": segm, "bbox": {"AP": 20.0 + i}, "per_class": {"person": 5.0 + i, "car": None}})
+            _write(root / run / f"seg_errors_{split}.json",
+                   {"delta": {t: {"AP": 1.0 + i} for t in ("fFP", "bFP", "FN")}})
+        _write(root / run / "train_cost.json",
+               {"total_seconds": 3600.0 * (1 + i), "peak_memory_mib": 1024.0 * (1 + i),
+                "seconds_per_iter": 1.0 + i, "iterations": 100, "memory_kind": "cpu_peak_rss",
+                "device": "cpu (2 cores)"})
+
+
+def test_tables_put_measured_cells_beside_the_papers_with_sources(tmp_path):
+    plan = expand(CONFIG, "embedded")
+    _fake_results(tmp_path, plan)
+    tables = {t["id"]: t for t in build_tables(plan, tmp_path)}
+    assert set(tables) == {f"table{i}" for i in range(1, 10)} | {"supp_unequal"}
+    runs = sorted(plan.runs)
+
+    row = next(r for r in tables["table1"]["rows"] if r["variant"] == "dcl_w1.2_t0.07_k32")
+    i = runs.index(row["run"])
+    cell = row["cells"]["AP"]
+    assert cell["measured"] == 10.0 + i and cell["paper"] == 36.5
+    assert cell["delta"] == pytest.approx(10.0 + i - 36.5)
+    assert cell["source"] == f"{row['run']}/metrics_val.json#segm.AP"
+    assert row["cells"]["AP_box"]["measured"] == 20.0 + i
+    skipped = next(r for r in tables["table1"]["rows"] if r["variant"] == "dcl_w0.4_t0.07_k32")
+    assert skipped["cells"]["AP"]["measured"] is None and skipped["cells"]["AP"]["paper"] == 35.1
+
+    # Table 5: other methods are the paper's only; at embedded scale AP is COCO-style.
+    t5 = tables["table5"]
+    other = [r for r in t5["rows"] if r["paper_only"]]
+    assert [r["label"] for r in other][:1] == ["PointRend"] and other[0]["cells"]["AP_val"]["paper"] == 35.8
+    rm = next(r for r in t5["rows"] if r["model_role"] == "refinemask" and r["variant"] != "baseline")
+    assert rm["cells"]["AP_val"]["source"].endswith("metrics_val.json#segm.AP")
+    assert rm["cells"]["person"]["measured"] == 5.0 + runs.index(rm["run"])
+    assert rm["cells"]["car"]["measured"] is None and rm["cells"]["AP_test"]["measured"] is None
+    assert any("COCO-style" in n for n in t5["notes"])
+
+    # Table 6 scores the same runs on val and on the occlusion split.
+    occ = next(r for r in tables["table6"]["rows"] if r["split"] == "occ")
+    assert occ["cells"]["AP"]["source"].endswith("metrics_occ.json#segm.AP")
+
+    # Table 8 reads the error analysis, Table 9 the training cost; both have DCL-vs-baseline gains.
+    t8 = tables["table8"]["rows"]
+    assert t8[1]["cells"]["dAP_FN"]["source"].endswith("seg_errors_val.json#delta.FN.AP")
+    gain = tables["table8"]["gains"][0]["cells"]["AP"]
+    assert gain["paper"] == pytest.approx(36.5 - 32.3)
+    t9 = tables["table9"]
+    base, dcl = [r for r in t9["rows"] if r["model_role"] == "sparseinst"]
+    assert base["cells"]["hours"]["measured"] == pytest.approx(1 + runs.index(base["run"]))
+    assert base["cells"]["memory_kind"]["measured"] == "cpu_peak_rss" and base["cells"]["device"]["paper"] is None
+    cost = next(g for g in t9["gains"] if g["label"].startswith("SparseInst"))["cells"]["hours"]
+    s_base, s_dcl = 1.0 + runs.index(base["run"]), 1.0 + runs.index(dcl["run"])
+    assert cost["measured"] == pytest.approx(100 * (s_dcl / s_base - 1))
+    assert cost["paper"] == pytest.approx(100 * (40.0 / 33.5 - 1))
+    assert any("resident set size" in n for n in t9["notes"])
+
+    # Sweeps for the figure: Table 4's x is K, the baseline at 0.
+    xs = [p["x"] for p in tables["table4"]["sweep"]["points"]]
+    assert xs == [0, 8, 16, 32, 64, 128]
+
+
+def test_missing_result_files_leave_cells_empty_and_say_so(tmp_path):
+    plan = expand(CONFIG, "embedded")
+    tables = {t["id"]: t for t in build_tables(plan, tmp_path)}
+    row = tables["table2"]["rows"][0]
+    assert row["status"] == "missing" and row["cells"]["AP"]["measured"] is None
+    assert row["cells"]["AP"]["paper"] == 35.1
+
+
+def test_renderers_show_every_cell_and_mark_empty_ones(tmp_path):
+    plan = expand(CONFIG, "embedded")
+    _fake_results(tmp_path, plan)
+    tables = build_tables(plan, tmp_path)
+    t1 = next(t for t in tables if t["id"] == "table1")
+    md = render_markdown(t1, "embedded")
+    lines = [x for x in md.splitlines() if x.startswith("| λ")]
+    assert len(lines) == len(t1["rows"]) and all(x.count("|") == lines[0].count("|") for x in lines)
+    assert "| 36.5 |" in md and EMPTY in md
+    tex = render_latex(t1, "embedded")
+    assert tex.count(r"\\") == len(t1["rows"]) + 2 and r"$\lambda$ = 1.2" in tex
+    body = "\n".join(x for x in tex.splitlines() if not x.startswith("%"))
+    assert "_" not in body.replace(r"\_", "")  # escaped for LaTeX
+    png = tmp_path / "x.png"
+    png.write_bytes(b"\x89PNG\r\n\x1a\n")
+    html = render_report(tables, [{"id": "f", "title": "Figure 2: x", "caption": "c", "path": png}],
+                         scale="embedded", provenance={"git_revision": "abc", "git_dirty": False,
+                                                       "generated": "now", "config_yaml": "a: <b>",
+                                                       "runs": []})
+    assert html.count("<section") == len(tables) + 2 and "data:image/png;base64," in html
+    assert "a: &lt;b&gt;" in html  # the config is escaped, not injected
+    assert 'title="embedded/' in html  # each measured cell names its source
+
+
+def test_fmt():
+    assert fmt(None) == EMPTY and fmt(float("nan")) == EMPTY
+    assert fmt(36.54) == "36.5" and fmt(1.5, signed=True) == "+1.5"
+    assert fmt(0.0123, "hours") == "0.012" and fmt(2.0, "seconds_per_iter") == "2.000"
+    assert fmt(100, "iterations") == "100" and fmt("cpu_peak_rss") == "cpu_peak_rss"

@@ -279,20 +279,20 @@ def test_embedded_swin_trains_resumes_and_predicts_through_train_net(embedded_da
 
     data = embedded_dataset
     run = tmp_path / "run"
-    common = [f"--dataset=emb_train={data}/annotations/instances_train.json:{data}/train",
-              f"--dataset=emb_val={data}/annotations/instances_val.json:{data}/val",
-              "DATASETS.TRAIN", "('emb_train',)", "DATASETS.TEST", "('emb_val',)",
-              "OUTPUT_DIR", str(run), "SOLVER.IMS_PER_BATCH", "2",
-              "INPUT.MIN_SIZE_TRAIN", "(160,)", "INPUT.MAX_SIZE_TRAIN", "224",
-              "INPUT.MIN_SIZE_TEST", "160", "INPUT.MAX_SIZE_TEST", "224",
-              "SOLVER.WARMUP_ITERS", "2", "SOLVER.STEPS", "(3,)", "SOLVER.CHECKPOINT_PERIOD", "3",
-              *DCL]
-    cfg_file = ["--config-file", str(EMBEDDED)]
-    _train_net(*cfg_file, "--resume", *common, "SOLVER.MAX_ITER", "4")
+    flags = ["--config-file", str(EMBEDDED),
+             f"--dataset=emb_train={data}/annotations/instances_train.json:{data}/train",
+             f"--dataset=emb_val={data}/annotations/instances_val.json:{data}/val"]
+    opts = ["DATASETS.TRAIN", "('emb_train',)", "DATASETS.TEST", "('emb_val',)",
+            "OUTPUT_DIR", str(run), "SOLVER.IMS_PER_BATCH", "2",
+            "INPUT.MIN_SIZE_TRAIN", "(160,)", "INPUT.MAX_SIZE_TRAIN", "224",
+            "INPUT.MIN_SIZE_TEST", "160", "INPUT.MAX_SIZE_TEST", "224",
+            "SOLVER.WARMUP_ITERS", "2", "SOLVER.STEPS", "(3,)", "SOLVER.CHECKPOINT_PERIOD", "3",
+            *DCL]
+    _train_net(*flags, "--resume", *opts, "SOLVER.MAX_ITER", "4")
     # Killed after the checkpoint at iteration 3: the same command continues from there.
     (run / "model_final.pth").unlink()
     (run / "last_checkpoint").write_text("model_0000002.pth")
-    log = _train_net(*cfg_file, "--resume", *common, "SOLVER.MAX_ITER", "6")
+    log = _train_net(*flags, "--resume", *opts, "SOLVER.MAX_ITER", "6")
     assert "Starting training from iteration 3" in log.stdout + log.stderr
     assert (run / "model_final.pth").is_file()
     cost = json.loads((run / "train_cost.json").read_text())
@@ -302,7 +302,7 @@ def test_embedded_swin_trains_resumes_and_predicts_through_train_net(embedded_da
     assert all(np.isfinite(e["total_loss"]) for e in events if "total_loss" in e)
 
     predictions = tmp_path / "predictions.json"
-    _train_net(*cfg_file, "--eval-only", *common, "--predictions-out", str(predictions),
+    _train_net(*flags, "--eval-only", "--predictions-out", str(predictions), *opts,
                "MODEL.WEIGHTS", str(run / "model_final.pth"))
     gt_file = data / "annotations" / "instances_val.json"
     results = json.loads(predictions.read_text())

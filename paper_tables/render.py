@@ -30,6 +30,7 @@ def fmt(value: Any, column: str = "", signed: bool = False) -> str:
     if isinstance(value, int) and not signed:
         return str(value)
     decimals = DECIMALS.get(column, 3 if column == "hours" and abs(value) < 1 else 1)
+    value = round(value, decimals) + 0.0  # no "-0.0": a difference that rounds to zero is zero
     return f"{value:+.{decimals}f}" if signed else f"{value:.{decimals}f}"
 
 
@@ -55,6 +56,7 @@ def _env(autoescape: bool = False) -> jinja2.Environment:
     )
     env.filters["fmt"] = fmt
     env.filters["tex"] = latex_escape
+    env.filters["plain"] = lambda text: str(text).replace("`", "")  # Markdown code marks
     return env
 
 

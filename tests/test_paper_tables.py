@@ -192,5 +192,6 @@ def test_renderers_show_every_cell_and_mark_empty_ones(tmp_path):
 def test_fmt():
     assert fmt(None) == EMPTY and fmt(float("nan")) == EMPTY
     assert fmt(36.54) == "36.5" and fmt(1.5, signed=True) == "+1.5"
+    assert fmt(-0.01, signed=True) == "+0.0" and fmt(-0.04) == "0.0"
     assert fmt(0.0123, "hours") == "0.012" and fmt(2.0, "seconds_per_iter") == "2.000"
     assert fmt(100, "iterations") == "100" and fmt("cpu_peak_rss") == "cpu_peak_rss"

@@ -122,8 +122,9 @@ def _label_images(images: List[dict], gtfine_dir: Path, source: str) -> Dict[int
     for img in images:
         name = img.get("file_name")
         if not isinstance(name, str) or not name.endswith(IMAGE_SUFFIX):
-            raise CityscapesEvalError(f"{source}: image id {img['id']}: file_name {name!r} is not "
-                                      f"'<city>/<frame>{IMAGE_SUFFIX}' (dcl_data.cityscapes_convert)")
+            raise CityscapesEvalError(
+                f"{source}: image id {img['id']}: file_name {name!r} is not "
+                f"'<city>/<frame>{IMAGE_SUFFIX}' (dcl_data.cityscapes_convert)")
         path = gtfine_dir / (name[: -len(IMAGE_SUFFIX)] + LABEL_SUFFIX)
         if not path.is_file():
             raise CityscapesEvalError(f"{path}: missing label image of {name} (image id "
@@ -200,9 +201,10 @@ def evaluate_cityscapes(gt_json: Any, gtfine_dir: str | Path, predictions: Any, 
 
     Args:
         gt_json: the COCO ground truth of the split (path or parsed dict) as
-            ``dcl_data.cityscapes_convert`` writes it: ``file_name`` ``<city>/<frame>_leftImg8bit.png``,
-            categories named as cityscapesScripts' labels.
-        gtfine_dir: the gtFine split folder (``.../gtFine/val``) holding ``<city>/*_gtFine_instanceIds.png``.
+            ``dcl_data.cityscapes_convert`` writes it: ``file_name``
+            ``<city>/<frame>_leftImg8bit.png``, categories named as cityscapesScripts' labels.
+        gtfine_dir: the gtFine split folder (``.../gtFine/val``) holding
+            ``<city>/*_gtFine_instanceIds.png``.
         predictions: results (path or parsed list): ``image_id``, ``category_id`` (the ground
             truth's ids), ``segmentation`` (RLE or polygons at the image size), ``score``.
         jobs: worker processes for writing masks and matching (results do not depend on it).
@@ -297,14 +299,17 @@ def _quiet_nan_warnings():
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("gt_json", help="COCO ground truth of the split (dcl_data.cityscapes_convert)")
-    parser.add_argument("gtfine_dir", help="gtFine split folder, e.g. datasets/cityscapes/gtFine/val")
+    parser.add_argument("gt_json",
+                        help="COCO ground truth of the split (dcl_data.cityscapes_convert)")
+    parser.add_argument("gtfine_dir",
+                        help="gtFine split folder, e.g. datasets/cityscapes/gtFine/val")
     parser.add_argument("predictions", help="COCO-format results JSON")
     parser.add_argument("-o", "--out", required=True, help="output JSON (written atomically)")
     parser.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
     args = parser.parse_args(argv)
     try:
-        result = evaluate_cityscapes(args.gt_json, args.gtfine_dir, args.predictions, jobs=args.jobs)
+        result = evaluate_cityscapes(args.gt_json, args.gtfine_dir, args.predictions,
+                                     jobs=args.jobs)
     except CityscapesEvalError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -49,7 +49,8 @@ def tree(tmp_path_factory):
         city, stem = name.split("/")
         _png(root / "leftImg8bit" / "val" / city / f"{stem}_leftImg8bit.png",
              np.zeros((H, W, 3), dtype=np.uint8))
-        _png(root / "gtFine" / "val" / city / f"{stem}_gtFine_instanceIds.png", _instance_ids(4 * k))
+        _png(root / "gtFine" / "val" / city / f"{stem}_gtFine_instanceIds.png",
+             _instance_ids(4 * k))
     gt = convert_split(root, "val")
     gt_path = root / "instancesonly_filtered_gtFine_val.json"
     gt_path.write_text(json.dumps(gt))

@@ -25,7 +25,6 @@ from detectron2.modeling import build_backbone, build_model  # noqa: E402
 from detectron2.structures import ImageList  # noqa: E402
 from detectron2.utils.events import EventStorage  # noqa: E402
 
-import dcl_detectron2  # noqa: E402,F401  (registers the heads and backbones)
 from dcl_detectron2 import add_dcl_config, add_swin_config  # noqa: E402
 from dcl_detectron2.swin import SwinTransformerBackbone  # noqa: E402
 
@@ -152,8 +151,9 @@ def test_add_swin_config_defaults_are_swin_t():
 def test_coco_configs_follow_the_swin_recipe_and_authors_lambda():
     cfg = make_cfg(config=COCO)
     assert cfg.MODEL.BACKBONE.NAME == "build_swin_t_fpn_backbone"
-    assert (cfg.SOLVER.OPTIMIZER, cfg.SOLVER.BASE_LR, cfg.SOLVER.WEIGHT_DECAY) == ("ADAMW", 1e-4, 0.05)
-    assert (cfg.SOLVER.IMS_PER_BATCH, cfg.SOLVER.MAX_ITER, cfg.SOLVER.STEPS) == (16, 90000, (60000, 80000))
+    solver = cfg.SOLVER
+    assert (solver.OPTIMIZER, solver.BASE_LR, solver.WEIGHT_DECAY) == ("ADAMW", 1e-4, 0.05)
+    assert (solver.IMS_PER_BATCH, solver.MAX_ITER, solver.STEPS) == (16, 90000, (60000, 80000))
     assert cfg.INPUT.FORMAT == "RGB" and cfg.MODEL.BACKBONE.FREEZE_AT == 0
     dcl = make_cfg(config=COCO_DCL)
     assert dcl.MODEL.ROI_MASK_HEAD.NAME == "ContrastConvUpsampleHead"

@@ -109,6 +109,8 @@ def test_out_features_subset_and_freeze_at():
     trainable = [any(p.requires_grad for p in m.parameters()) for m in backbone.features]
     # [patch embedding, res2 blocks, merging, res3 blocks, merging, res4 blocks]
     assert trainable == [False, False, True, True, True, True]
+    backbone.train()
+    assert [m.training for m in backbone.features] == [False, False, True, True, True, True]
     assert all(p.requires_grad for p in SwinTransformerBackbone(
         embed_dim=24, depths=(1, 1), num_heads=(1, 2), out_features=("res3",)).parameters())
 

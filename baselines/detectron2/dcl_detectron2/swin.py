@@ -149,10 +149,19 @@ class SwinTransformerBackbone(Backbone):
         # `features[2k]` builds stage k's input (patch embedding for k = 0, patch merging
         # after): freezing stage res{k+2} freezes that too, as ResNet freezing includes each
         # stage's downsampling. FREEZE_AT 1 is the patch embedding alone.
-        count = 0 if freeze_at == 0 else 2 * freeze_at - 2 if freeze_at > 1 else 1
-        for module in list(self.features)[:count]:
+        self._num_frozen = 0 if freeze_at == 0 else (1 if freeze_at == 1 else 2 * freeze_at - 2)
+        for module in list(self.features)[: self._num_frozen]:
             for p in module.parameters():
                 p.requires_grad_(False)
+        self.train(self.training)
+
+    def train(self, mode: bool = True):
+        """As ``nn.Module.train``, but frozen stages stay in eval mode (no stochastic depth in
+        blocks that do not learn)."""
+        super().train(mode)
+        for module in list(self.features)[: self._num_frozen]:
+            module.eval()
+        return self
 
     @property
     def size_divisibility(self) -> int:

@@ -13,7 +13,7 @@ from typing import Any, Iterable, Mapping, Optional
 
 import jinja2
 
-__all__ = ["EMPTY", "fmt", "render_latex", "render_markdown", "render_report"]
+__all__ = ["EMPTY", "fmt", "render_comparison", "render_latex", "render_markdown", "render_report"]
 
 HERE = Path(__file__).parent
 EMPTY = "–"  # a visibly empty cell: no run, no paper number, or not measurable
@@ -88,3 +88,25 @@ def render_report(tables: Iterable[Mapping], figures: Iterable[Mapping], *, scal
     figs = [{**f, "src": _data_uri(f["path"])} for f in figures]
     return _env(autoescape=True).get_template("report.html.j2").render(
         tables=list(tables), figures=figs, scale=scale, p=provenance, empty=EMPTY)
+
+
+def render_comparison(model: str, scale: str, runs: Mapping[str, tuple[Mapping, Optional[Mapping]]]) -> str:
+    """Markdown: one model's runs at a scale side by side (segm AP stats, box AP, cost).
+
+    Args:
+        runs: run name -> (``metrics_val.json`` contents, ``train_cost.json`` contents or None).
+    """
+    stats = ("AP", "AP50", "AP75", "APs", "APm", "APl")
+    lines = [f"# `{model}` at scale `{scale}`: with and without DCL", "",
+             "| run | " + " | ".join(stats) + " | AP box | s / iter | peak memory (MiB) |",
+             "|---|" + "---:|" * (len(stats) + 3)]
+    for run, (metrics, cost) in runs.items():
+        cost = cost or {}
+        cells = [fmt(metrics["segm"].get(s)) for s in stats]
+        cells += [fmt(metrics.get("bbox", {}).get("AP")),
+                  fmt(cost.get("seconds_per_iter"), "seconds_per_iter"),
+                  fmt(cost.get("peak_memory_mib"))]
+        lines.append(f"| `{run}` | " + " | ".join(cells) + " |")
+    lines += ["", "Mask AP (COCO-style, pycocotools segm, x100) on the val split; memory is "
+              "`memory_kind` of train_cost.json (CPU peak RSS or CUDA max allocated).", ""]
+    return "\n".join(lines)

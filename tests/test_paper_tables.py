@@ -11,7 +11,7 @@ import yaml
 
 from paper_tables.build import build_tables, load_paper
 from paper_tables.experiments import ConfigError, expand, framework_overrides, variant_name, variant_settings
-from paper_tables.render import EMPTY, fmt, render_latex, render_markdown, render_report
+from paper_tables.render import EMPTY, fmt, render_comparison, render_latex, render_markdown, render_report
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = yaml.safe_load((REPO / "config.yaml").read_text())
@@ -195,3 +195,12 @@ def test_fmt():
     assert fmt(-0.01, signed=True) == "+0.0" and fmt(-0.04) == "0.0"
     assert fmt(0.0123, "hours") == "0.012" and fmt(2.0, "seconds_per_iter") == "2.000"
     assert fmt(100, "iterations") == "100" and fmt("cpu_peak_rss") == "cpu_peak_rss"
+
+
+def test_comparison_of_one_model_lists_each_run():
+    md = render_comparison("m", "embedded", {
+        "d/m/baseline": ({"segm": {"AP": 10.0}, "bbox": {"AP": 12.0}}, {"seconds_per_iter": 0.5}),
+        "d/m/dcl_w1.2_t0.07_k32": ({"segm": {"AP": 11.0}}, None)})
+    rows = [x for x in md.splitlines() if x.startswith("| `d/m/")]
+    assert len(rows) == 2 and "| 10.0 |" in rows[0] and "0.500" in rows[0]
+    assert rows[1].count(EMPTY) == 8  # 5 missing stats, box AP, s / iter, memory: all marked

@@ -117,3 +117,28 @@ rule report:
         config=config,
     script:
         "../scripts/report.py"
+
+
+def model_runs(wildcards):
+    runs = [r for r in RUNS if r.split("/")[1] == wildcards.model]
+    if not runs:
+        raise WorkflowError(f"no run of model {wildcards.model!r} at scale {SCALE!r}; "
+                            f"models: {sorted({r.split('/')[1] for r in RUNS})}")
+    return runs
+
+
+rule compare_model:
+    """One model with and without DCL at this scale, e.g.
+    `snakemake --cores all results/embedded/compare/sparseinst_r18.md`."""
+    input:
+        metrics=lambda wildcards: [f"{run_dir(r)}/metrics_val.json" for r in model_runs(wildcards)],
+        costs=lambda wildcards: [f"{run_dir(r)}/train_cost.json" for r in model_runs(wildcards)],
+    output:
+        f"{RESULTS}/compare/{{model}}.md",
+    log:
+        f"logs/{SCALE}/report/compare_{{model}}.log",
+    params:
+        runs=model_runs,
+        scale=SCALE,
+    script:
+        "../scripts/compare_model.py"

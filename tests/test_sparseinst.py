@@ -144,7 +144,8 @@ def test_coco_configs_are_the_paper_settings():
     assert base.SOLVER.MAX_ITER == 135000
     assert abs(base.SOLVER.MAX_ITER * 64 / 118287 - 73) < 0.1
     assert base.SOLVER.OPTIMIZER == "ADAMW"
-    assert (base.MODEL.SPARSE_INST.DECODER.NUM_MASKS, base.MODEL.SPARSE_INST.DECODER.KERNEL_DIM) == (100, 128)
+    decoder = base.MODEL.SPARSE_INST.DECODER
+    assert (decoder.NUM_MASKS, decoder.KERNEL_DIM) == (100, 128)
     dcl.MODEL.SPARSE_INST.CONTRAST_LOSS.LOSS_WEIGHT = 0.0
     assert dcl.dump() == base.dump()
 
@@ -239,6 +240,12 @@ def test_training_without_instances_fails_clearly():
     with pytest.raises(ValueError, match="instances"):
         with EventStorage(0):
             model([{"image": torch.zeros(3, 64, 64)}])
+    no_masks = Instances((64, 64))
+    no_masks.gt_boxes = Boxes(torch.tensor([[0.0, 0.0, 9.0, 9.0]]))
+    no_masks.gt_classes = torch.tensor([0])
+    with pytest.raises(ValueError, match="gt_masks"):
+        with EventStorage(0):
+            model([{"image": torch.zeros(3, 64, 64), "instances": no_masks}])
 
 
 # --- DCL inputs --------------------------------------------------------------------------------
@@ -287,7 +294,8 @@ def test_matcher_assigns_one_to_one_on_a_hand_made_case():
     # Same masks twice: the class probability decides between them.
     mask_logits = _logits(torch.stack([left, left]))[None]
     class_logits = torch.tensor([[[-3.0, 0.0], [3.0, 0.0]]])
-    (src, tgt), = HungarianMatcher(0.8)(mask_logits, class_logits, [(left[None].float(), torch.tensor([0]))])
+    targets = [(left[None].float(), torch.tensor([0]))]
+    (src, tgt), = HungarianMatcher(0.8)(mask_logits, class_logits, targets)
     assert src.tolist() == [1] and tgt.tolist() == [0]
 
 
@@ -426,7 +434,8 @@ def _train_net_module():
 def test_train_net_builds_adamw_for_the_coco_config():
     trainer = _train_net_module().Trainer
     coco = make_cfg(config=COCO)
-    assert (coco.SOLVER.OPTIMIZER, coco.SOLVER.BASE_LR, coco.SOLVER.WEIGHT_DECAY) == ("ADAMW", 5e-5, 0.05)
+    solver = coco.SOLVER
+    assert (solver.OPTIMIZER, solver.BASE_LR, solver.WEIGHT_DECAY) == ("ADAMW", 5e-5, 0.05)
     model = tiny_model()
     cfg = make_cfg(*TINY, "SOLVER.OPTIMIZER", "ADAMW", "SOLVER.BASE_LR", "0.00005",
                    "SOLVER.WEIGHT_DECAY", "0.05")

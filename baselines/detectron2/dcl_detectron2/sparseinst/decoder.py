@@ -29,10 +29,10 @@ def conv_stack(num_convs: int, in_channels: int, channels: int, norm: str) -> nn
 
 
 def coordinates(x: torch.Tensor) -> torch.Tensor:
-    """Normalised pixel coordinates for ``x`` [B, C, H, W]: float ``[B, 2, H, W]`` (x, y in [-1, 1]).
+    """Normalised pixel coordinates of ``x`` [B, C, H, W]: float ``[B, 2, H, W]`` in [-1, 1].
 
-    SparseInst concatenates them to the encoder output (Sec. 3.3) so the location-agnostic
-    convolutions can tell instances of the same appearance apart.
+    Channel 0 is x, channel 1 is y. SparseInst concatenates them to the encoder output
+    (Sec. 3.3) so the location-agnostic convolutions can tell alike instances apart.
     """
     b, _, h, w = x.shape
     ys = torch.linspace(-1.0, 1.0, h, device=x.device, dtype=x.dtype)
@@ -145,8 +145,8 @@ class IAMDecoder(nn.Module):
     stride 4, as the authors).
 
     Forward: float ``[B, C, H/8, W/8]`` -> dict of ``logits`` [B, N, K], ``objectness``
-    [B, N, 1], ``kernels`` [B, N, D], ``masks`` [B, N, H/8 * s, W/8 * s] (mask logits), ``mask_features``
-    [B, D, H/8, W/8] and ``iam`` [B, N * G, H/8, W/8].
+    [B, N, 1], ``kernels`` [B, N, D], ``masks`` [B, N, H/8 * s, W/8 * s] (mask logits),
+    ``mask_features`` [B, D, H/8, W/8] and ``iam`` [B, N * G, H/8, W/8].
     """
 
     def __init__(self, instance_branch: InstanceBranch, mask_branch: MaskBranch,

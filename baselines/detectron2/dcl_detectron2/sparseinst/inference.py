@@ -19,7 +19,7 @@ def mask_boxes(masks: torch.Tensor) -> Boxes:
     """
     n, h, w = masks.shape
     cols, rows = masks.any(dim=1), masks.any(dim=2)  # [n, W], [n, H]
-    # argmax of a 0/1 row is its first 1; on the flipped row, the distance of the last 1 from the end.
+    # argmax of a 0/1 row finds its first 1; on the flipped row, the last 1 counted from the end.
     x0 = cols.float().argmax(dim=1)
     x1 = w - cols.flip(1).float().argmax(dim=1)
     y0 = rows.float().argmax(dim=1)

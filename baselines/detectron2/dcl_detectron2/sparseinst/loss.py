@@ -92,7 +92,8 @@ class SparseInstCriterion:
         batch_idx, src_idx = batch_idx.to(logits.device), src_idx.to(logits.device)
 
         cls_targets = torch.zeros_like(logits)
-        matched_classes = torch.cat([c[tgt.to(c.device)] for (_, c), (_, tgt) in zip(targets, indices)])
+        matched_classes = torch.cat([c[tgt.to(c.device)]
+                                     for (_, c), (_, tgt) in zip(targets, indices)])
         cls_targets[batch_idx, src_idx, matched_classes.to(logits.device)] = 1.0
         losses = {
             "loss_cls": sigmoid_focal_loss(logits, cls_targets, alpha=self.focal_alpha,

@@ -56,7 +56,8 @@ class SparseInst(nn.Module):
 
     Raises:
         ValueError: from the config, ``MODEL.MASK_ON`` is False (the data loader would drop
-            the masks SparseInst trains on); in training, an input without ``instances``.
+            the masks SparseInst trains on); in training, an input without ``instances`` or
+            ``gt_masks``.
     """
 
     @configurable
@@ -150,6 +151,8 @@ class SparseInst(nn.Module):
         """
         out = []
         for inst in instances:
+            if not inst.has("gt_masks"):
+                raise ValueError("SparseInst training needs gt_masks in every image's instances")
             h, w = inst.image_size
             masks = _bit_masks(inst.gt_masks, h, w).to(self.device)
             padded = masks.new_zeros((len(masks), *padded_size), dtype=torch.float32)
@@ -170,7 +173,8 @@ class SparseInst(nn.Module):
             if any("instances" not in x for x in batched_inputs):
                 raise ValueError("SparseInst training needs 'instances' in every input")
             gt = [x["instances"].to(self.device) for x in batched_inputs]
-            targets = self.prepare_targets(gt, images.tensor.shape[-2:], outputs["masks"].shape[-2:])
+            targets = self.prepare_targets(gt, images.tensor.shape[-2:],
+                                           outputs["masks"].shape[-2:])
             losses, _ = self.criterion(outputs, targets)
             if self.contrast is not None:
                 losses["loss_contrast"] = self.contrast(outputs["mask_features"], gt)

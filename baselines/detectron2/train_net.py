@@ -29,9 +29,7 @@ from detectron2.evaluation import inference_on_dataset
 from detectron2.solver.build import get_default_optimizer_params, maybe_add_gradient_clipping
 from detectron2.utils.events import CommonMetricPrinter, JSONWriter, TensorboardXWriter
 
-from dcl_detectron2 import add_dcl_config
-from dcl_detectron2 import add_swin_config
-from dcl_detectron2 import add_sparseinst_config
+from dcl_detectron2 import add_project_config
 from dcl_detectron2.cost import TrainingCostHook
 from dcl_detectron2.data import parse_dataset_arg, register_coco_dataset
 from dcl_detectron2.predictions import COCOResultsWriter
@@ -89,9 +87,7 @@ def setup(args):
     from dcl_data import DatasetError
 
     cfg = get_cfg()
-    add_dcl_config(cfg)
-    add_swin_config(cfg)
-    add_sparseinst_config(cfg)
+    add_project_config(cfg)
     # Fail before any training with one line naming the key or file, not a traceback.
     # (yacs reports an unknown key as KeyError from a file, AssertionError from the command
     # line, and a wrong type as ValueError.)

@@ -99,7 +99,7 @@ rule evaluate_cityscapes:
         gtfine=config.get("sources", {}).get("cityscapes", "datasets/cityscapes") + "/gtFine/val",
     shell:
         "python -m analysis.cityscapes_eval {params.gt} {params.gtfine} {input.predictions}"
-        " -o {output} > {log} 2>&1"
+        " -o {output} --jobs {threads} > {log} 2>&1"
 
 
 rule seg_errors:

@@ -1,10 +1,14 @@
-"""Dense contrastive loss (Chen et al., BMVC 2022) for detectron2.
+"""Dense contrastive loss (Chen et al., BMVC 2022) for detectron2, and the paper's other
+detectron2 models.
 
-Importing this package registers ``ContrastRoIHeads`` and ``ContrastConvUpsampleHead`` (the
-authors' names, so their configs and commands work) in detectron2's registries. Call
-:func:`add_dcl_config` on a config before merging a file that uses the
-``MODEL.ROI_MASK_HEAD.CONTRAST_LOSS`` keys.
+Importing this package registers, in detectron2's registries: ``ContrastRoIHeads`` and
+``ContrastConvUpsampleHead`` (the authors' names, so their configs and commands work), the
+Swin-T backbone ``build_swin_t_fpn_backbone`` and the ``SparseInst`` meta-architecture. Call
+:func:`add_project_config` (or the single ``add_*_config``) on a config before merging a file
+that uses their keys.
 """
+
+from detectron2.config import CfgNode
 
 from .config import add_dcl_config
 from .mask_head import ContrastConvUpsampleHead
@@ -12,5 +16,15 @@ from .roi_heads import ContrastRoIHeads
 from .sparseinst import SparseInst, add_sparseinst_config
 from .swin import add_swin_config
 
-__all__ = ["add_dcl_config", "ContrastConvUpsampleHead", "ContrastRoIHeads", "add_swin_config",
-           "SparseInst", "add_sparseinst_config"]
+__all__ = ["add_dcl_config", "add_project_config", "add_sparseinst_config", "add_swin_config",
+           "ContrastConvUpsampleHead", "ContrastRoIHeads", "SparseInst"]
+
+
+def add_project_config(cfg: CfgNode) -> CfgNode:
+    """All of the plug-in's keys: ``MODEL.ROI_MASK_HEAD.CONTRAST_LOSS`` (DCL on Mask R-CNN),
+    ``MODEL.SWIN`` and ``SOLVER.OPTIMIZER`` (Swin-T), ``MODEL.SPARSE_INST`` (SparseInst + DCL).
+    Harmless for configs that use none of them. Returns ``cfg``."""
+    add_dcl_config(cfg)
+    add_swin_config(cfg)
+    add_sparseinst_config(cfg)
+    return cfg

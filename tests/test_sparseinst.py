@@ -443,7 +443,8 @@ def test_train_net_builds_adamw_for_the_coco_config():
     assert isinstance(opt, torch.optim.AdamW)
     assert {g["lr"] for g in opt.param_groups} == {5e-5}
     assert {g["weight_decay"] for g in opt.param_groups} == {0.05, 0.0}  # 0: GroupNorm
-    assert isinstance(trainer.build_optimizer(make_cfg(*TINY), model), torch.optim.SGD)
+    sgd = make_cfg(*TINY, "SOLVER.OPTIMIZER", "SGD")
+    assert isinstance(trainer.build_optimizer(sgd, model), torch.optim.SGD)
 
 
 # --- end to end through train_net.py ------------------------------------------------------------

@@ -167,11 +167,11 @@ class SparseInst(nn.Module):
 
     def forward(self, batched_inputs: List[Dict]):
         """Losses (dict of 0-dim tensors) in training, else ``[{"instances": Instances}]``."""
+        if self.training and any("instances" not in x for x in batched_inputs):
+            raise ValueError("SparseInst training needs 'instances' in every input")
         images = self.preprocess_image(batched_inputs)
         outputs = self.decoder(self.encoder(self.backbone(images.tensor)))
         if self.training:
-            if any("instances" not in x for x in batched_inputs):
-                raise ValueError("SparseInst training needs 'instances' in every input")
             gt = [x["instances"].to(self.device) for x in batched_inputs]
             targets = self.prepare_targets(gt, images.tensor.shape[-2:],
                                            outputs["masks"].shape[-2:])

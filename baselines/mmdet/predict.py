@@ -68,7 +68,9 @@ def build_config(args, work_dir: str):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from dcl_mmdet.runner_setup import CliError
+    from dcl_mmdet.runner_setup import CliError, trust_own_checkpoints
+
+    trust_own_checkpoints()
 
     with tempfile.TemporaryDirectory(prefix="dcl_mmdet_predict_") as work_dir:
         try:

@@ -80,7 +80,9 @@ def publish_final(work_dir: Path) -> Path:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from dcl_mmdet.runner_setup import CliError
+    from dcl_mmdet.runner_setup import CliError, trust_own_checkpoints
+
+    trust_own_checkpoints()
 
     try:
         cfg = build_config(args)

@@ -47,6 +47,9 @@ class TrainingCostHook(Hook):
         finished = runner.iter >= runner.max_iters
         if not (finished and is_main_process() and self._cost.iterations_timed):
             return
-        batch = runner.train_dataloader.batch_size * get_world_size()
+        # With a batch_sampler (mmdet's AspectRatioBatchSampler) the loader's own batch_size
+        # is None; the config has the per-process value.
+        per_process = runner.cfg.get("train_dataloader", {}).get("batch_size")
+        batch = per_process * get_world_size() if per_process else None
         self._cost.write(Path(runner.work_dir) / COST_FILE, framework="mmdetection",
                          ims_per_batch=batch, max_iter=runner.max_iters)

@@ -100,3 +100,18 @@ def check_pretrained(model_cfg: dict) -> None:
             raise CliError(f"pretrained weights not found: {path} (put the file there, or set "
                            "model.backbone.init_cfg=None to train from scratch)")
 
+
+
+def trust_own_checkpoints() -> None:
+    """Let mmengine load full checkpoints on torch >= 2.6.
+
+    mmengine 0.10.7 saves its message hub (``HistoryBuffer``, numpy arrays, rebuilt through
+    ``getattr``) in every checkpoint and reads checkpoints with ``torch.load``'s default, which
+    torch 2.6 changed to ``weights_only=True``: resuming then fails. The scripts load only the
+    run's own checkpoints and the weights the user configured, so they restore the old default
+    (``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD``), unless the user forces weights-only loading.
+    """
+    import os
+
+    if os.environ.get("TORCH_FORCE_WEIGHTS_ONLY_LOAD", "0").lower() not in ("1", "y", "yes", "true"):
+        os.environ["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = "1"

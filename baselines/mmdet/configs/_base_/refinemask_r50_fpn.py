@@ -86,7 +86,6 @@ model = dict(
             semantic_stride=4,
             mask_use_sigmoid=True,
             class_agnostic_final=False,
-            norm_cfg=None,
             stage_loss_weights=(0.25, 0.5, 0.75, 1.0),
             semantic_loss_weight=1.0,
             boundary_width=2,

@@ -1,12 +1,14 @@
 # Embedded scale: RefineMask R18-FPN trained from scratch on the small real dataset, on a CPU
 # (like baselines/detectron2/configs/embedded/mask_rcnn_R_18_FPN.yaml). No pretrained weights
 # ship in any registry package, so: GroupNorm in backbone, FPN and heads, no frozen stage
-# (random-init frozen BN diverges), narrow layers (128-channel FPN and mask head: the first
-# fusion stage, where DCL applies, has 64 channels) and small images, an iteration-based
-# schedule of a few minutes on 2 cores with checkpoints for --resume.
+# (random-init frozen BN diverges), narrow layers (128-channel FPN; a 64-channel mask head,
+# so stages of 64 -> 32 -> 16 -> 8 channels and a 32-channel first fusion stage, where DCL
+# applies) and small images; an iteration-based schedule of about 2 minutes on 2 cores
+# (200 iterations x 2 images) with checkpoints for --resume.
 _base_ = ['../_base_/refinemask_r50_fpn.py', '../_base_/runtime.py']
 
 gn = dict(type='GN', num_groups=32, requires_grad=True)
+gn_head = dict(type='GN', num_groups=16, requires_grad=True)  # 16-channel stage convs
 model = dict(
     backbone=dict(
         depth=18,
@@ -27,9 +29,9 @@ model = dict(
         mask_head=dict(
             num_classes=1,  # train.py sets it from the dataset
             in_channels=128,
-            instance_channels=128,
-            semantic_channels=128,
-            norm_cfg=gn)),
+            instance_channels=64,
+            semantic_channels=64,
+            norm_cfg=gn_head)),
     train_cfg=dict(
         rpn=dict(sampler=dict(num=128)),
         rpn_proposal=dict(nms_pre=600, max_per_img=300),
@@ -53,7 +55,7 @@ test_pipeline = [
 
 # Paths and classes come from train.py's --train-data / predict.py's --val-data.
 train_dataloader = dict(
-    batch_size=4,
+    batch_size=2,
     num_workers=0,
     persistent_workers=False,
     sampler=dict(type='InfiniteSampler', shuffle=True),

@@ -35,8 +35,12 @@ class TrainingCostHook(HookBase):
 
     def after_train(self):
         # detectron2 calls after_train on an exception too (then iter < max_iter): only a
-        # finished session is reported, and a re-run with nothing left to train keeps the file.
+        # finished session is reported. A re-run with nothing left to train keeps an earlier
+        # file; without one (killed between the last checkpoint and this hook) it writes what
+        # it saw: 0 iterations timed, seconds_per_iter null.
         finished = self.trainer.iter >= self.trainer.max_iter
-        if comm.is_main_process() and finished and self._cost.iterations_timed:
-            self._cost.write(self._path, framework="detectron2", ims_per_batch=self._ims_per_batch,
-                             max_iter=self.trainer.max_iter)
+        if not (comm.is_main_process() and finished):
+            return
+        if self._cost.iterations_timed or not self._path.exists():
+            self._cost.write(self._path, framework="detectron2",
+                             ims_per_batch=self._ims_per_batch, max_iter=self.trainer.max_iter)

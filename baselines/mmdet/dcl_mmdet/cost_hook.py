@@ -45,11 +45,14 @@ class TrainingCostHook(Hook):
     def after_train(self, runner) -> None:
         # Both mmengine train loops count iterations across resumed sessions.
         finished = runner.iter >= runner.max_iters
-        if not (finished and is_main_process() and self._cost.iterations_timed):
+        path = Path(runner.work_dir) / COST_FILE
+        # Without an earlier file (killed between the last checkpoint and this hook) a session
+        # with nothing left to train writes what it saw: 0 iterations timed.
+        if not (finished and is_main_process() and (self._cost.iterations_timed or not path.exists())):
             return
         # With a batch_sampler (mmdet's AspectRatioBatchSampler) the loader's own batch_size
         # is None; the config has the per-process value.
         per_process = runner.cfg.get("train_dataloader", {}).get("batch_size")
         batch = per_process * get_world_size() if per_process else None
-        self._cost.write(Path(runner.work_dir) / COST_FILE, framework="mmdetection",
+        self._cost.write(path, framework="mmdetection",
                          ims_per_batch=batch, max_iter=runner.max_iters)

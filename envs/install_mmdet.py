@@ -10,7 +10,8 @@ mmcv publishes no wheel for recent torch, and its 2.1.0 sdist does not build aga
      ``-std=c++17``, ``MMCV_WITH_OPS=1``, ``MAX_JOBS`` (default 2), without build isolation,
      against the interpreter's torch (CUDA ops too when CUDA is available or ``FORCE_CUDA=1``),
      and keeps the wheel under ``--cache`` keyed by mmcv version, torch version, Python tag and
-     ops kind, so a second run installs in seconds (about 10 minutes on 2 cores otherwise);
+     ops kind, so a second run installs in seconds (about 10 minutes on 2 cores otherwise;
+     default cache ``~/.cache/dcl-reproduction/wheels``, shared by every checkout);
   3. installs that wheel and ``mmdet==3.3.0`` without dependencies;
   4. checks that ``mmcv.ops`` (RoIAlign, nms) imports with the pinned versions.
 
@@ -26,6 +27,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import importlib.metadata
+import importlib.util
 import os
 import re
 import shutil
@@ -35,6 +37,7 @@ import sysconfig
 import tarfile
 import tempfile
 from pathlib import Path
+from typing import NoReturn
 
 HERE = Path(__file__).resolve().parent
 REQUIREMENTS = HERE / "requirements-mmdet.txt"
@@ -43,6 +46,9 @@ MMCV_SDIST = f"mmcv-{MMCV_VERSION}.tar.gz"
 MMCV_SHA256 = "d387bcab66b467479b6660310e23746cfc79c6e57acf04094680adb499a5cd3f"
 MMDET_VERSION = "3.3.0"
 MMENGINE_VERSION = "0.10.7"
+# Outside the checkout, so fresh clones (CI) reuse a wheel built once on the machine; the key
+# of each wheel names what it was built against (see wheel_key).
+DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dcl-reproduction" / "wheels"
 # setup.py passes -std=c++17 in exactly these many places (CPU, MPS and CUDA branches).
 CXX17_FLAGS = 3
 
@@ -54,7 +60,7 @@ assert v == ({MMCV_VERSION!r}, {MMENGINE_VERSION!r}, {MMDET_VERSION!r}), v
 """
 
 
-def fail(message: str) -> "NoReturn":  # noqa: F821
+def fail(message: str) -> NoReturn:
     sys.exit("error: " + " ".join(message.split()))
 
 
@@ -158,7 +164,7 @@ def build_wheel(cache: Path) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cache", type=Path, default=Path(".cache/wheels"),
+    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE,
                         help="where the sdist and the built mmcv wheel are kept (default: %(default)s)")
     parser.add_argument("--force", action="store_true",
                         help="reinstall even if the stack already imports with the pinned versions")
@@ -168,9 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mmcv {MMCV_VERSION}, mmengine {MMENGINE_VERSION}, mmdet {MMDET_VERSION} "
               "already installed; leaving them as they are")
         return 0
-    try:
-        import torch  # noqa: F401  (mmcv builds against it)
-    except ImportError:
+    if importlib.util.find_spec("torch") is None:  # mmcv builds against it
         fail("torch is not installed in this interpreter; install envs/requirements-cpu.txt first")
     pip("install", "--no-deps", "-r", str(REQUIREMENTS))
     wheel = build_wheel(args.cache)

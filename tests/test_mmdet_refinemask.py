@@ -211,6 +211,31 @@ def test_prediction_pastes_masks_at_the_original_size():
     assert len(pred.masks) == len(pred.bboxes) == len(pred.scores)
 
 
+def test_results_writer_keeps_every_instance_of_every_image(tmp_path):
+    from mmengine.evaluator import Evaluator
+    import pycocotools.mask as mask_util
+
+    out = tmp_path / "results.json"
+    evaluator = Evaluator([dcl_mmdet.CocoResultsWriter(str(out), category_ids=[7, 3])])
+    samples = []
+    for img_id in (11, 12):
+        masks = torch.zeros(2, 20, 30, dtype=torch.bool)
+        masks[0, 2:5, 3:9] = True
+        masks[1, 10:20, 0:4] = True
+        sample = DetDataSample(metainfo=dict(img_id=img_id))
+        sample.pred_instances = InstanceData(
+            bboxes=torch.tensor([[3.0, 2.0, 9.0, 5.0], [0.0, 10.0, 4.0, 20.0]]),
+            scores=torch.tensor([0.9, 0.4]), labels=torch.tensor([1, 0]), masks=masks)
+        samples.append(sample)
+    evaluator.process(samples)
+    assert evaluator.evaluate(2) == {"predictions/count": 4.0}
+    results = json.loads(out.read_text())
+    assert [(r["image_id"], r["category_id"]) for r in results] == [(11, 3), (11, 7), (12, 3), (12, 7)]
+    assert results[0]["bbox"] == [3.0, 2.0, 6.0, 3.0] and results[0]["score"] == pytest.approx(0.9)
+    rle = dict(results[1]["segmentation"], counts=results[1]["segmentation"]["counts"].encode())
+    assert mask_util.decode(rle).sum() == 40 and results[1]["segmentation"]["size"] == [20, 30]
+
+
 # ---------------------------------------------------------------- install script
 def _install_module():
     spec = importlib.util.spec_from_file_location("install_mmdet", REPO / "envs/install_mmdet.py")
@@ -291,6 +316,7 @@ def test_train_resume_and_predict_on_the_embedded_data(tmp_path):
         assert r["image_id"] in image_ids and r["category_id"] in category_ids
         assert isinstance(r["segmentation"]["counts"], str)
         assert r["segmentation"]["size"] == sizes[r["image_id"]]
+    assert len(results) <= 100 * len(image_ids)
     if results:
         from pycocotools.coco import COCO
         coco = COCO(str(val_json))

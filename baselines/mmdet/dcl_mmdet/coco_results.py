@@ -72,11 +72,13 @@ class CocoResultsWriter(BaseMetric):
     def process(self, data_batch, data_samples: Sequence[dict]) -> None:
         for sample in data_samples:
             pred = sample["pred_instances"]
-            self.results.extend(instances_to_coco(
+            # One entry per image: mmengine's result collection keeps len(dataset) entries.
+            self.results.append(instances_to_coco(
                 sample["img_id"], pred["bboxes"].cpu().numpy(), pred["scores"].cpu().numpy(),
                 pred["labels"].cpu().numpy(), pred["masks"].cpu().numpy().astype(bool),
                 self.category_ids))
 
-    def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
-        write_json_atomic(self.outfile, results)
-        return {"count": float(len(results))}
+    def compute_metrics(self, results: List[List[dict]]) -> Dict[str, float]:
+        entries = [entry for image in results for entry in image]
+        write_json_atomic(self.outfile, entries)
+        return {"count": float(len(entries))}

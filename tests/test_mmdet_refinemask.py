@@ -144,6 +144,21 @@ def build_model(config=EMBEDDED, num_classes=2):
     return model
 
 
+def test_paper_configs_build_refinemask_with_dcl_on_the_128_channel_first_stage():
+    dcl = Config.fromfile(str(CONFIGS / "cityscapes" / "refinemask_r50_fpn_dcl.py"))
+    base = Config.fromfile(str(CONFIGS / "cityscapes" / "refinemask_r50_fpn.py"))
+    assert dcl.model.backbone.init_cfg.type == "Pretrained"  # a local path, never a URL
+    assert "://" not in dcl.model.backbone.init_cfg.checkpoint
+    assert dcl.train_dataloader.batch_size == 1 and dcl.randomness.seed == 0
+    assert dcl.train_dataloader.dataset.times * dcl.train_cfg.max_epochs == 64
+    head = MODELS.build(dcl.model.roi_head.mask_head)
+    assert [stage.expand.out_channels + 2 for stage in head.stages] == [128, 64, 32]
+    assert head.num_classes == 8 and head.stage_sizes == [14, 28, 56, 112]
+    assert head.contrast_loss.channels == 128 and head.contrast_loss.loss_weight == 1.0
+    assert (head.contrast_loss.num_samples, head.contrast_loss.temperature) == (32, 0.07)
+    assert MODELS.build(base.model.roi_head.mask_head).contrast_loss is None
+
+
 def synthetic_batch(h=96, w=128):
     """One image with two large discs (valid RoIs for K = 32), gt boxes as proposals."""
     rng = np.random.default_rng(0)
@@ -271,6 +286,12 @@ def test_scripts_give_one_line_errors_for_bad_paths(tmp_path):
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     last = bad.stderr.strip().splitlines()[-1]
     assert last.startswith("error: --train-data:") and "missing.json" in last
+    bad = run_script(MMDET_DIR / "train.py", EMBEDDED, "--work-dir", tmp_path,
+                     "--train-data", f"{tmp_path}/missing.json:{tmp_path}", "--cfg-options",
+                     "model.roi_head.mask_head.loss_contrast.weight=1.0")
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert bad.stderr.strip().splitlines()[-1].startswith(
+        "error: model.roi_head.mask_head.loss_contrast: unknown key(s) ['weight']")
     bad = run_script(MMDET_DIR / "predict.py", EMBEDDED, tmp_path / "none.pth",
                      "--val-data", "nocolon", "--predictions-out", tmp_path / "p.json")
     assert bad.returncode == 2 and "Traceback" not in bad.stderr

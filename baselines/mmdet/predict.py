@@ -41,11 +41,13 @@ def checkpoint_classes(path: Path):
 
 
 def build_config(args, work_dir: str):
-    from dcl_mmdet.runner_setup import CliError, load_config, set_dataset, set_num_classes
+    from dcl_mmdet.runner_setup import (CliError, check_contrast_cfg, load_config, set_dataset,
+                                        set_num_classes)
 
     if not args.checkpoint.is_file():
         raise CliError(f"checkpoint not found: {args.checkpoint}")
     cfg = load_config(args.config, args.cfg_options)
+    check_contrast_cfg(cfg.model)
     classes, ids = set_dataset(cfg.test_dataloader, args.val_data, "--val-data")
     trained = checkpoint_classes(args.checkpoint)
     if trained is not None and trained != classes:

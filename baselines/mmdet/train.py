@@ -44,9 +44,11 @@ def parse_args(argv=None):
 
 def build_config(args):
     """The resolved config for ``args``; raises ``CliError`` on a user error."""
-    from dcl_mmdet.runner_setup import check_pretrained, load_config, set_dataset, set_num_classes
+    from dcl_mmdet.runner_setup import (check_contrast_cfg, check_pretrained, load_config,
+                                        set_dataset, set_num_classes)
 
     cfg = load_config(args.config, args.cfg_options)
+    check_contrast_cfg(cfg.model)
     classes, _ = set_dataset(cfg.train_dataloader, args.train_data, "--train-data")
     set_num_classes(cfg, len(classes))
     if args.val_data:

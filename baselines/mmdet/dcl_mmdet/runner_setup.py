@@ -115,3 +115,19 @@ def trust_own_checkpoints() -> None:
 
     if os.environ.get("TORCH_FORCE_WEIGHTS_ONLY_LOAD", "0").lower() not in ("1", "y", "yes", "true"):
         os.environ["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = "1"
+
+
+def check_contrast_cfg(model_cfg: dict) -> None:
+    """Fail early on a bad ``loss_contrast`` of the mask head (unknown key, bad value).
+
+    Raises:
+        CliError: naming the problem, before any model or data is built.
+    """
+    from .contrast import build_contrast_loss
+
+    head = model_cfg.get("roi_head", {}).get("mask_head", {})
+    try:
+        build_contrast_loss(head.get("loss_contrast"), channels=8)  # any valid C: values only
+    except (TypeError, ValueError) as e:
+        message = str(e).removeprefix("loss_contrast: ")
+        raise CliError(f"model.roi_head.mask_head.loss_contrast: {message}") from None

@@ -251,6 +251,29 @@ def test_results_writer_keeps_every_instance_of_every_image(tmp_path):
     assert mask_util.decode(rle).sum() == 40 and results[1]["segmentation"]["size"] == [20, 30]
 
 
+def test_data_spec_and_categories(tmp_path):
+    from PIL import Image
+
+    from dcl_data import DatasetError
+    from dcl_mmdet.data import load_categories, parse_data_arg
+
+    assert parse_data_arg("a:b/c.json:imgs") == (Path("a:b/c.json"), Path("imgs"))
+    with pytest.raises(ValueError, match="--val-data 'nocolon'"):
+        parse_data_arg("nocolon", "--val-data")
+    Image.new("RGB", (8, 6)).save(tmp_path / "x.png")
+    data = {"images": [{"id": 5, "file_name": "x.png", "height": 6, "width": 8}],
+            "categories": [{"id": 9, "name": "cell"}, {"id": 2, "name": "dog"}],
+            "annotations": [{"id": 1, "image_id": 5, "category_id": 2, "bbox": [1, 1, 2, 2],
+                             "area": 4, "iscrowd": 0,
+                             "segmentation": [[1, 1, 3, 1, 3, 3, 1, 3]]}]}
+    (tmp_path / "a.json").write_text(json.dumps(data))
+    assert load_categories(tmp_path / "a.json", tmp_path) == (("cell", "dog"), [9, 2])
+    data["categories"][1]["name"] = "cell"
+    (tmp_path / "a.json").write_text(json.dumps(data))
+    with pytest.raises(DatasetError, match="duplicated names"):
+        load_categories(tmp_path / "a.json", tmp_path)
+
+
 # ---------------------------------------------------------------- install script
 def _install_module():
     spec = importlib.util.spec_from_file_location("install_mmdet", REPO / "envs/install_mmdet.py")

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import List, Tuple
 
-__all__ = ["parse_data_arg", "load_categories", "coco_dataset_cfg"]
+__all__ = ["parse_data_arg", "load_categories"]
 
 
 def parse_data_arg(spec: str, flag: str = "--data") -> Tuple[Path, Path]:
@@ -47,21 +47,3 @@ def load_categories(json_file: Path, image_root: Path) -> Tuple[Tuple[str, ...],
                            "(mmdet maps classes by name)")
     return tuple(names), [int(c["id"]) for c in categories]
 
-
-def coco_dataset_cfg(json_file: Path, image_root: Path, classes: Tuple[str, ...],
-                     pipeline: list, test_mode: bool) -> dict:
-    """An mmdet ``CocoDataset`` config for absolute paths and the given classes.
-
-    Training sets drop images without annotations (mmdet's ``filter_empty_gt``); test sets
-    keep every image so that predictions cover the whole split.
-    """
-    return dict(
-        type="CocoDataset",
-        data_root="",
-        ann_file=str(Path(json_file).resolve()),
-        data_prefix=dict(img=str(Path(image_root).resolve()) + "/"),
-        metainfo=dict(classes=tuple(classes)),
-        filter_cfg=None if test_mode else dict(filter_empty_gt=True, min_size=0),
-        test_mode=test_mode,
-        pipeline=pipeline,
-    )

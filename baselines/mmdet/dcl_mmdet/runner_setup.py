@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import List, Optional, Tuple
 
-__all__ = ["CliError", "load_config", "set_dataset", "set_num_classes", "check_pretrained"]
+__all__ = ["CliError", "check_contrast_cfg", "check_pretrained", "load_config", "set_dataset",
+           "set_num_classes", "trust_own_checkpoints"]
 
 # mmdet wraps the real dataset in these; paths and classes go to the innermost one.
 _WRAPPERS = ("RepeatDataset", "ClassBalancedDataset", "MultiImageMixDataset")

@@ -16,7 +16,8 @@ logging.info("segm stats x100: %s", stats)
 result = {"segm": stats, "per_class": per_class_ap(gt, predictions),
           "num_predictions": len(predictions), "ground_truth": gt,
           "predictions": snakemake.input.predictions}
-# Box AP (Tables 1-4 report it) when every prediction carries a box, as detectors' do.
-if predictions and all("bbox" in p for p in predictions):
+# Box AP (Tables 1-4 report it) when every prediction carries a box, as detectors' do; no
+# prediction at all scores as an all-miss box evaluation too.
+if all("bbox" in p for p in predictions):
     result["bbox"] = evaluate_bbox(gt, predictions)
 write_json_atomic(snakemake.output[0], result, indent=2)

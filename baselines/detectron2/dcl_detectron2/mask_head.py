@@ -20,9 +20,9 @@ from detectron2.structures import Instances
 from dcl_core import DenseContrastiveLoss
 
 
-def build_contrast_loss(cfg, channels: int) -> Optional[DenseContrastiveLoss]:
-    """The loss module from ``MODEL.ROI_MASK_HEAD.CONTRAST_LOSS``; None when lambda is 0."""
-    node = cfg.MODEL.ROI_MASK_HEAD.CONTRAST_LOSS
+def contrast_loss_from_node(node, channels: int) -> Optional[DenseContrastiveLoss]:
+    """The loss module from a ``CONTRAST_LOSS`` config node (the Mask R-CNN head's or
+    SparseInst's: the same keys); None when ``LOSS_WEIGHT`` (lambda) is 0."""
     if node.LOSS_WEIGHT == 0:
         return None
     return DenseContrastiveLoss(
@@ -38,6 +38,11 @@ def build_contrast_loss(cfg, channels: int) -> Optional[DenseContrastiveLoss]:
         num_positives=node.NUM_POSITIVES or None,
         num_negatives=node.NUM_NEGATIVES or None,
     )
+
+
+def build_contrast_loss(cfg, channels: int) -> Optional[DenseContrastiveLoss]:
+    """The loss module from ``MODEL.ROI_MASK_HEAD.CONTRAST_LOSS``; None when lambda is 0."""
+    return contrast_loss_from_node(cfg.MODEL.ROI_MASK_HEAD.CONTRAST_LOSS, channels)
 
 
 def gt_masks_at(instances: List[Instances], side: int, device: torch.device) -> torch.Tensor:

@@ -12,6 +12,8 @@ from detectron2.structures import Instances
 
 from dcl_core import DenseContrastiveLoss
 
+from ..mask_head import contrast_loss_from_node
+
 __all__ = ["gt_roi_inputs", "GTBoxContrast", "build_gt_box_contrast"]
 
 
@@ -87,18 +89,7 @@ def build_gt_box_contrast(cfg, channels: int, stride: float):
     ``NUM_ANCHORS``/``NUM_POSITIVES``/``NUM_NEGATIVES`` of 0 mean K (``NUM_SAMPLES``).
     """
     node = cfg.MODEL.SPARSE_INST.CONTRAST_LOSS
-    if node.LOSS_WEIGHT == 0:
+    loss = contrast_loss_from_node(node, channels)
+    if loss is None:
         return None
-    loss = DenseContrastiveLoss(
-        channels,
-        num_samples=node.NUM_SAMPLES,
-        temperature=node.TEMPERATURE,
-        loss_weight=node.LOSS_WEIGHT,
-        with_projection=node.WITH_PROJ,
-        max_rois=node.MAX_INSTANCES,
-        roi_selection=node.ROI_SELECTION,
-        num_anchors=node.NUM_ANCHORS or None,
-        num_positives=node.NUM_POSITIVES or None,
-        num_negatives=node.NUM_NEGATIVES or None,
-    )
     return GTBoxContrast(loss, node.POOLER_RESOLUTION, stride)

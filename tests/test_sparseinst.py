@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -449,27 +446,8 @@ def test_train_net_builds_adamw_for_the_coco_config():
 
 # --- end to end through train_net.py ------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def embedded_dataset(tmp_path_factory) -> Path:
-    from dcl_data.embedded import build_embedded_dataset
-
-    downloads = Path(os.environ.get("DCL_DATA_DOWNLOADS", REPO / "resources" / "downloads"))
-    out = tmp_path_factory.mktemp("sparseinst") / "embedded"
-    build_embedded_dataset(downloads, out)
-    return out
-
-
-def _train_net(*args, timeout=600):
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(
-        [sys.executable, str(REPO / "baselines/detectron2/train_net.py"), *args],
-        env=env, capture_output=True, text=True, timeout=timeout)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result
-
-
 @pytest.mark.slow
-def test_train_resume_and_predict_through_train_net(embedded_dataset, tmp_path):
+def test_train_resume_and_predict_through_train_net(embedded_dataset, train_net, tmp_path):
     data = embedded_dataset
     datasets = [f"--dataset=emb_train={data}/annotations/instances_train.json:{data}/train",
                 f"--dataset=emb_val={data}/annotations/instances_val.json:{data}/val"]
@@ -481,12 +459,12 @@ def test_train_resume_and_predict_through_train_net(embedded_dataset, tmp_path):
               *DCL]
     cfg_file = ["--config-file", str(EMBEDDED)]
     # A first session of 4 iterations, then resumed with a schedule of 6.
-    _train_net(*cfg_file, "--resume", *common, "SOLVER.MAX_ITER", "4")
+    train_net(*cfg_file, "--resume", *common, "SOLVER.MAX_ITER", "4")
     run = tmp_path / "run"
     # As if that session had been killed right after its checkpoint at iteration 3.
     (run / "model_final.pth").unlink()
     (run / "last_checkpoint").write_text("model_0000002.pth")
-    log = _train_net(*cfg_file, "--resume", *common, "SOLVER.MAX_ITER", "6")
+    log = train_net(*cfg_file, "--resume", *common, "SOLVER.MAX_ITER", "6")
     assert "Starting training from iteration 3" in log.stdout + log.stderr
     assert (run / "model_final.pth").is_file()
     cost = json.loads((run / "train_cost.json").read_text())
@@ -496,7 +474,7 @@ def test_train_resume_and_predict_through_train_net(embedded_dataset, tmp_path):
     assert all(np.isfinite(e["total_loss"]) for e in events if "total_loss" in e)
 
     predictions = tmp_path / "predictions.json"
-    _train_net(*cfg_file, "--eval-only", "--predictions-out", str(predictions), *common,
+    train_net(*cfg_file, "--eval-only", "--predictions-out", str(predictions), *common,
                "MODEL.WEIGHTS", str(run / "model_final.pth"))
     results = json.loads(predictions.read_text())
     gt = json.loads((data / "annotations" / "instances_val.json").read_text())

@@ -7,9 +7,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -256,27 +253,9 @@ def test_train_step_with_dcl_back_propagates_into_the_swin_backbone():
 
 # --- end to end through train_net.py (slow) ----------------------------------------------------
 
-@pytest.fixture(scope="module")
-def embedded_dataset(tmp_path_factory) -> Path:
-    from dcl_data.embedded import build_embedded_dataset
-
-    downloads = Path(os.environ.get("DCL_DATA_DOWNLOADS", REPO / "resources" / "downloads"))
-    out = tmp_path_factory.mktemp("swin") / "embedded"
-    build_embedded_dataset(downloads, out)
-    return out
-
-
-def _train_net(*args, timeout=600):
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(
-        [sys.executable, str(REPO / "baselines/detectron2/train_net.py"), *args],
-        env=env, capture_output=True, text=True, timeout=timeout)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result
-
-
 @pytest.mark.slow
-def test_embedded_swin_trains_resumes_and_predicts_through_train_net(embedded_dataset, tmp_path):
+def test_embedded_swin_trains_resumes_and_predicts_through_train_net(embedded_dataset, train_net,
+                                                                   tmp_path):
     from analysis.coco_eval import evaluate_segm, load_ground_truth, load_results
 
     data = embedded_dataset
@@ -290,11 +269,11 @@ def test_embedded_swin_trains_resumes_and_predicts_through_train_net(embedded_da
             "INPUT.MIN_SIZE_TEST", "160", "INPUT.MAX_SIZE_TEST", "224",
             "SOLVER.WARMUP_ITERS", "2", "SOLVER.STEPS", "(3,)", "SOLVER.CHECKPOINT_PERIOD", "3",
             *DCL]
-    _train_net(*flags, "--resume", *opts, "SOLVER.MAX_ITER", "4")
+    train_net(*flags, "--resume", *opts, "SOLVER.MAX_ITER", "4")
     # Killed after the checkpoint at iteration 3: the same command continues from there.
     (run / "model_final.pth").unlink()
     (run / "last_checkpoint").write_text("model_0000002.pth")
-    log = _train_net(*flags, "--resume", *opts, "SOLVER.MAX_ITER", "6")
+    log = train_net(*flags, "--resume", *opts, "SOLVER.MAX_ITER", "6")
     assert "Starting training from iteration 3" in log.stdout + log.stderr
     assert (run / "model_final.pth").is_file()
     cost = json.loads((run / "train_cost.json").read_text())
@@ -304,7 +283,7 @@ def test_embedded_swin_trains_resumes_and_predicts_through_train_net(embedded_da
     assert all(np.isfinite(e["total_loss"]) for e in events if "total_loss" in e)
 
     predictions = tmp_path / "predictions.json"
-    _train_net(*flags, "--eval-only", "--predictions-out", str(predictions), *opts,
+    train_net(*flags, "--eval-only", "--predictions-out", str(predictions), *opts,
                "MODEL.WEIGHTS", str(run / "model_final.pth"))
     gt_file = data / "annotations" / "instances_val.json"
     results = json.loads(predictions.read_text())

@@ -149,9 +149,6 @@ class Plan:
     models: dict[str, dict]               # concrete model name -> its preset entry
     runs: dict[str, dict]                 # run -> variant settings
 
-    def model_of(self, run: str) -> dict:
-        return self.models[run.split("/")[1]]
-
     def evaluations(self) -> list[tuple[str, str]]:
         """Unique (run, split) pairs that some row scores."""
         seen = {}

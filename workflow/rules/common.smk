@@ -22,7 +22,6 @@ except ConfigError as e:
     _fail(str(e))
 PRESET = config["presets"][SCALE]
 RUNS = list(PLAN.runs)
-EVALUATIONS = PLAN.evaluations()  # (run, split) pairs some table scores
 if not RUNS:
     _fail(f"no experiment row runs at scale {SCALE!r}")
 

@@ -114,7 +114,6 @@ rule report:
         runs=RUNS,
         results=RESULTS,
         repo=REPO,
-        config=config,
     script:
         "../scripts/report.py"
 

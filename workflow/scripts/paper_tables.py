@@ -12,7 +12,6 @@ from paper_tables.render import render_latex, render_markdown
 sys.stderr = open(snakemake.log[0], "w")
 config, scale = snakemake.config, snakemake.params.scale
 plan = expand(config, scale)
-preset = config["presets"][scale]
 
 
 def describe_scale(table_id):

@@ -24,7 +24,7 @@ def git(*args):
 
 scale, results = snakemake.params.scale, Path(snakemake.params.results)
 tables = read_json(snakemake.input.tables)["tables"]
-preset = snakemake.params.config["presets"][scale]
+preset = snakemake.config["presets"][scale]
 runs = []
 for run in snakemake.params.runs:
     model = run.split("/")[1]
@@ -53,7 +53,7 @@ provenance = {
     "git_revision": git("rev-parse", "HEAD") or "unknown (not a git checkout)",
     "git_dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
     "generated": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-    "config_yaml": yaml.safe_dump(dict(snakemake.params.config), sort_keys=False),
+    "config_yaml": yaml.safe_dump(dict(snakemake.config), sort_keys=False),
     "runs": runs,
 }
 write_text_atomic(snakemake.output[0], render_report(tables, figures, scale=scale, provenance=provenance))

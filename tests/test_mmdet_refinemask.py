@@ -20,7 +20,6 @@ MMDET_DIR = REPO / "baselines" / "mmdet"
 CONFIGS = MMDET_DIR / "configs"
 EMBEDDED = CONFIGS / "embedded" / "refinemask_r18_fpn.py"
 EMBEDDED_DCL = CONFIGS / "embedded" / "refinemask_r18_fpn_dcl.py"
-DATA = REPO / "resources" / "embedded"
 
 pytest.importorskip("mmcv")
 
@@ -322,15 +321,13 @@ def test_scripts_give_one_line_errors_for_bad_paths(tmp_path):
 
 
 @pytest.mark.slow
-def test_train_resume_and_predict_on_the_embedded_data(tmp_path):
-    train_json = DATA / "annotations" / "instances_train.json"
-    val_json = DATA / "annotations" / "instances_val.json"
-    if not train_json.is_file():
-        pytest.skip("embedded data not built (snakemake builds resources/embedded)")
+def test_train_resume_and_predict_on_the_embedded_data(tmp_path, embedded_dataset):
+    train_json = embedded_dataset / "annotations" / "instances_train.json"
+    val_json = embedded_dataset / "annotations" / "instances_val.json"
     work = tmp_path / "run"
     common = [MMDET_DIR / "train.py", EMBEDDED_DCL, "--work-dir", work,
-              "--train-data", f"{train_json}:{DATA / 'train'}",
-              "--val-data", f"{val_json}:{DATA / 'val'}"]
+              "--train-data", f"{train_json}:{embedded_dataset / 'train'}",
+              "--val-data", f"{val_json}:{embedded_dataset / 'val'}"]
     small = ["train_dataloader.batch_size=2", "default_hooks.checkpoint.interval=2"]
     first = run_script(*common, "--cfg-options", "train_cfg.max_iters=2", *small)
     assert first.returncode == 0, first.stderr[-3000:]
@@ -347,7 +344,7 @@ def test_train_resume_and_predict_on_the_embedded_data(tmp_path):
 
     out = tmp_path / "predictions.json"
     pred = run_script(MMDET_DIR / "predict.py", EMBEDDED_DCL, work / "model_final.pth",
-                      "--val-data", f"{val_json}:{DATA / 'val'}", "--predictions-out", out)
+                      "--val-data", f"{val_json}:{embedded_dataset / 'val'}", "--predictions-out", out)
     assert pred.returncode == 0, pred.stderr[-3000:]
     results = json.loads(out.read_text())
     gt = json.loads(val_json.read_text())

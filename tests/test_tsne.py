@@ -15,7 +15,6 @@ from analysis import tsne
 
 REPO = Path(__file__).resolve().parents[1]
 D2 = REPO / "baselines" / "detectron2"
-EMBEDDED = REPO / "resources" / "embedded"
 CONFIGS = D2 / "configs" / "embedded"
 
 torch.set_num_threads(1)
@@ -231,10 +230,11 @@ def test_non_conv_upsample_mask_head_is_refused(dump):
         dump.mask_feature_extractor(torch.nn.Conv2d(4, 4, 1))
 
 
-def embedded_args(config, out, *opts, datasets=None):
+def embedded_args(config, out, *opts, data=None, datasets=None):
+    """dump_features.py's argv over the embedded splits under ``data`` (or ``datasets``)."""
     datasets = datasets or [
-        f"embedded_train={EMBEDDED}/annotations/instances_train.json:{EMBEDDED}/train",
-        f"embedded_val={EMBEDDED}/annotations/instances_val.json:{EMBEDDED}/val",
+        f"embedded_train={data}/annotations/instances_train.json:{data}/train",
+        f"embedded_val={data}/annotations/instances_val.json:{data}/val",
     ]
     args = ["--config-file", str(config)]
     for spec in datasets:
@@ -305,12 +305,13 @@ def test_dump_labels_match_the_gt_mask_cropped_to_the_box(dump, tmp_path, config
     assert (tmp_path / "log" / "config.yaml").is_file()
 
 
-def test_dump_on_embedded_val_picks_the_same_pixels_for_every_model(dump, tmp_path):
+def test_dump_on_embedded_val_picks_the_same_pixels_for_every_model(dump, tmp_path,
+                                                                    embedded_dataset):
     results = {}
     for config in ("mask_rcnn_R_18_FPN.yaml", "mask_rcnn_R_18_FPN_dcl.yaml"):
         out = tmp_path / f"{config}.npz"
         argv = embedded_args(CONFIGS / config, out, "--max-pixels", "300", "--pixels-per-roi",
-                             "8", "--seed", "3")
+                             "8", "--seed", "3", data=embedded_dataset)
         random_checkpoint(dump, argv, tmp_path / "model.pth")
         dump.main(argv + ["MODEL.WEIGHTS", str(tmp_path / "model.pth")])
         with np.load(out) as saved:
@@ -321,7 +322,7 @@ def test_dump_on_embedded_val_picks_the_same_pixels_for_every_model(dump, tmp_pa
     for key in ("labels", "roi", "image_id", "pixel"):
         np.testing.assert_array_equal(base[key], dcl[key])
     assert not np.array_equal(base["features"], dcl["features"])
-    val = json.loads((EMBEDDED / "annotations" / "instances_val.json").read_text())
+    val = json.loads((embedded_dataset / "annotations" / "instances_val.json").read_text())
     assert set(base["image_id"]) <= {im["id"] for im in val["images"]}
     assert base["roi"].max() < len(val["annotations"])
     assert 0.3 < base["labels"].mean() < 0.7
@@ -331,11 +332,11 @@ def test_dump_on_embedded_val_picks_the_same_pixels_for_every_model(dump, tmp_pa
             assert ((base["roi"] == r) & (base["labels"] == c)).sum() <= 8
 
 
-def test_dump_refuses_a_model_with_another_mask_head(dump, tmp_path):
+def test_dump_refuses_a_model_with_another_mask_head(dump, tmp_path, embedded_dataset):
     from train_net import setup
 
     argv = embedded_args(CONFIGS / "mask_rcnn_R_18_FPN.yaml", tmp_path / "f.npz",
-                         "OUTPUT_DIR", str(tmp_path / "log"))
+                         "OUTPUT_DIR", str(tmp_path / "log"), data=embedded_dataset)
     model = random_checkpoint(dump, argv, tmp_path / "model.pth")
     model.roi_heads.mask_head = torch.nn.Conv2d(128, 128, 1)
     args = dump.parse_args(argv)
@@ -344,9 +345,9 @@ def test_dump_refuses_a_model_with_another_mask_head(dump, tmp_path):
         dump.dump_features(setup(args), model=model)
 
 
-def test_dump_cli_needs_the_trained_weights(dump, tmp_path):
+def test_dump_cli_needs_the_trained_weights(dump, tmp_path, embedded_dataset):
     argv = embedded_args(CONFIGS / "mask_rcnn_R_18_FPN.yaml", tmp_path / "f.npz",
-                         "OUTPUT_DIR", str(tmp_path / "log"))
+                         "OUTPUT_DIR", str(tmp_path / "log"), data=embedded_dataset)
     with pytest.raises(SystemExit) as e:
         dump.main(argv)
     assert e.value.code == "error: MODEL.WEIGHTS is empty: give the trained model's checkpoint"

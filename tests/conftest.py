@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import subprocess
 import sys
@@ -35,5 +37,52 @@ def train_net():
             env=env, capture_output=True, text=True, timeout=timeout)
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
         return result
+
+    return run
+
+
+@pytest.fixture
+def train_resume_predict(embedded_dataset, train_net, tmp_path):
+    """``run(config, *opts)``: train ``config`` with ``opts`` (and DCL's on) on the embedded
+    data at 160 px for 4 iterations, resume as if killed right after the checkpoint at
+    iteration 3 into a schedule of 6, then predict the val split. Asserts the resume, the
+    cost file, a finite logged ``loss_contrast`` and a valid predictions file; returns the
+    predictions (list of COCO result dicts) and the val ground-truth path."""
+    from analysis.coco_eval import load_ground_truth, load_results
+
+    data = embedded_dataset
+    run_dir = tmp_path / "run"
+    gt_file = data / "annotations" / "instances_val.json"
+
+    def run(config, *opts):
+        flags = ["--config-file", str(config),
+                 f"--dataset=emb_train={data}/annotations/instances_train.json:{data}/train",
+                 f"--dataset=emb_val={gt_file}:{data}/val"]
+        opts = ["DATASETS.TRAIN", "('emb_train',)", "DATASETS.TEST", "('emb_val',)",
+                "OUTPUT_DIR", str(run_dir), "SOLVER.IMS_PER_BATCH", "2",
+                "INPUT.MIN_SIZE_TRAIN", "(160,)", "INPUT.MAX_SIZE_TRAIN", "224",
+                "INPUT.MIN_SIZE_TEST", "160", "INPUT.MAX_SIZE_TEST", "224",
+                "SOLVER.WARMUP_ITERS", "2", "SOLVER.STEPS", "(3,)",
+                "SOLVER.CHECKPOINT_PERIOD", "3", *opts]
+        train_net(*flags, "--resume", *opts, "SOLVER.MAX_ITER", "4")
+        (run_dir / "model_final.pth").unlink()
+        (run_dir / "last_checkpoint").write_text("model_0000002.pth")
+        log = train_net(*flags, "--resume", *opts, "SOLVER.MAX_ITER", "6")
+        assert "Starting training from iteration 3" in log.stdout + log.stderr
+        assert (run_dir / "model_final.pth").is_file()
+        cost = json.loads((run_dir / "train_cost.json").read_text())
+        assert cost["framework"] == "detectron2" and cost["max_iter"] == 6
+        events = [json.loads(line)
+                  for line in (run_dir / "train_metrics.json").read_text().splitlines()]
+        assert any("loss_contrast" in e for e in events)
+        assert all(math.isfinite(e["total_loss"]) for e in events if "total_loss" in e)
+
+        out = tmp_path / "predictions.json"
+        train_net(*flags, "--eval-only", "--predictions-out", str(out), *opts,
+                  "MODEL.WEIGHTS", str(run_dir / "model_final.pth"))
+        results = json.loads(out.read_text())
+        assert results, "no predictions"
+        load_results(results, load_ground_truth(gt_file))  # ids, sizes, RLE: all valid
+        return results, gt_file
 
     return run

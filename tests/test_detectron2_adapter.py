@@ -2,7 +2,6 @@
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
@@ -11,12 +10,12 @@ pytest.importorskip("detectron2")
 from detectron2.config import get_cfg  # noqa: E402
 from detectron2.modeling import build_model  # noqa: E402
 from detectron2.structures import BitMasks, Boxes, Instances  # noqa: E402
-from detectron2.utils.events import EventStorage  # noqa: E402
 
 import dcl_detectron2  # noqa: E402,F401  (registers the heads)
 from dcl_core import DenseContrastiveLoss  # noqa: E402
 from dcl_detectron2 import add_dcl_config, add_project_config  # noqa: E402
 from dcl_detectron2.mask_head import ContrastConvUpsampleHead, gt_masks_at  # noqa: E402
+from detectron2_inputs import batch, train_step  # noqa: E402
 
 CONFIGS = Path(__file__).resolve().parents[1] / "baselines" / "detectron2" / "configs"
 EMBEDDED = CONFIGS / "embedded" / "mask_rcnn_R_18_FPN.yaml"
@@ -31,34 +30,6 @@ def make_cfg(*opts, config=EMBEDDED):
 
 DCL = ["MODEL.ROI_HEADS.NAME", "ContrastRoIHeads",
        "MODEL.ROI_MASK_HEAD.NAME", "ContrastConvUpsampleHead"]
-
-
-def batch(num_images=2, size=128, seed=0):
-    """Images with large elliptical instances, so foreground RoIs are valid for K = 32."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:size, 0:size]
-    out = []
-    for _ in range(num_images):
-        image = rng.uniform(0, 60, size=(3, size, size)).astype(np.float32)
-        masks = []
-        for cy, cx in ((40, 40), (85, 80)):
-            m = ((yy - cy) / 26.0) ** 2 + ((xx - cx) / 30.0) ** 2 <= 1.0
-            image[:, m] = 200.0
-            masks.append(m)
-        inst = Instances((size, size))
-        inst.gt_masks = BitMasks(torch.from_numpy(np.stack(masks)))
-        inst.gt_boxes = Boxes(inst.gt_masks.get_bounding_boxes().tensor)
-        inst.gt_classes = torch.tensor([0, 1])
-        out.append({"image": torch.from_numpy(image), "height": size, "width": size,
-                    "instances": inst})
-    return out
-
-
-def train_step(model, inputs):
-    with EventStorage(0) as storage:
-        losses = model(inputs)
-        sum(losses.values()).backward()
-    return losses, storage
 
 
 def test_add_dcl_config_defaults_are_the_authors():

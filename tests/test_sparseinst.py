@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import json
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +24,7 @@ from dcl_detectron2.sparseinst.contrast import gt_roi_inputs  # noqa: E402
 from dcl_detectron2.sparseinst.inference import mask_boxes, sparseinst_inference  # noqa: E402
 from dcl_detectron2.sparseinst.loss import SparseInstCriterion, dice_loss  # noqa: E402
 from dcl_detectron2.sparseinst.matcher import HungarianMatcher, matching_cost  # noqa: E402
+from detectron2_inputs import batch, train_step  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "baselines" / "detectron2" / "configs"
@@ -59,35 +59,6 @@ def make_cfg(*opts, config=EMBEDDED):
 def tiny_model(*opts, seed=0):
     torch.manual_seed(seed)
     return build_model(make_cfg(*TINY, *opts))
-
-
-def batch(num_images=2, size=128, seed=0):
-    """Images with two large elliptical instances each, so every gt RoI is valid for K = 32."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:size, 0:size]
-    out = []
-    for _ in range(num_images):
-        image = rng.uniform(0, 60, size=(3, size, size)).astype(np.float32)
-        masks = []
-        for cy, cx in ((40, 40), (85, 80)):
-            m = ((yy - cy) / 26.0) ** 2 + ((xx - cx) / 30.0) ** 2 <= 1.0
-            image[:, m] = 200.0
-            masks.append(m)
-        inst = Instances((size, size))
-        inst.gt_masks = BitMasks(torch.from_numpy(np.stack(masks)))
-        inst.gt_boxes = inst.gt_masks.get_bounding_boxes()
-        inst.gt_classes = torch.tensor([0, 1])
-        out.append({"image": torch.from_numpy(image), "height": size, "width": size,
-                    "instances": inst})
-    return out
-
-
-def train_step(model, inputs):
-    model.train()
-    with EventStorage(0) as storage:
-        losses = model(inputs)
-        sum(losses.values()).backward()
-    return losses, storage
 
 
 # --- config ------------------------------------------------------------------------------------
@@ -447,40 +418,8 @@ def test_train_net_builds_adamw_for_the_coco_config():
 # --- end to end through train_net.py ------------------------------------------------------------
 
 @pytest.mark.slow
-def test_train_resume_and_predict_through_train_net(embedded_dataset, train_net, tmp_path):
-    data = embedded_dataset
-    datasets = [f"--dataset=emb_train={data}/annotations/instances_train.json:{data}/train",
-                f"--dataset=emb_val={data}/annotations/instances_val.json:{data}/val"]
-    common = [*datasets, "DATASETS.TRAIN", "('emb_train',)", "DATASETS.TEST", "('emb_val',)",
-              "OUTPUT_DIR", str(tmp_path / "run"), "SOLVER.IMS_PER_BATCH", "2",
-              "INPUT.MIN_SIZE_TRAIN", "(160,)", "INPUT.MAX_SIZE_TRAIN", "224",
-              "INPUT.MIN_SIZE_TEST", "160", "INPUT.MAX_SIZE_TEST", "224",
-              "SOLVER.WARMUP_ITERS", "2", "SOLVER.STEPS", "(3,)", "SOLVER.CHECKPOINT_PERIOD", "3",
-              *DCL]
-    cfg_file = ["--config-file", str(EMBEDDED)]
-    # A first session of 4 iterations, then resumed with a schedule of 6.
-    train_net(*cfg_file, "--resume", *common, "SOLVER.MAX_ITER", "4")
-    run = tmp_path / "run"
-    # As if that session had been killed right after its checkpoint at iteration 3.
-    (run / "model_final.pth").unlink()
-    (run / "last_checkpoint").write_text("model_0000002.pth")
-    log = train_net(*cfg_file, "--resume", *common, "SOLVER.MAX_ITER", "6")
-    assert "Starting training from iteration 3" in log.stdout + log.stderr
-    assert (run / "model_final.pth").is_file()
-    cost = json.loads((run / "train_cost.json").read_text())
-    assert cost["framework"] == "detectron2" and cost["max_iter"] == 6
-    events = [json.loads(line) for line in (run / "train_metrics.json").read_text().splitlines()]
-    assert any("loss_contrast" in e for e in events)
-    assert all(np.isfinite(e["total_loss"]) for e in events if "total_loss" in e)
-
-    predictions = tmp_path / "predictions.json"
-    train_net(*cfg_file, "--eval-only", "--predictions-out", str(predictions), *common,
-               "MODEL.WEIGHTS", str(run / "model_final.pth"))
-    results = json.loads(predictions.read_text())
-    gt = json.loads((data / "annotations" / "instances_val.json").read_text())
-    assert results, "no predictions"
-    assert {r["image_id"] for r in results} <= {im["id"] for im in gt["images"]}
-    assert {r["category_id"] for r in results} <= {c["id"] for c in gt["categories"]}
+def test_train_resume_and_predict_through_train_net(train_resume_predict):
+    results, _ = train_resume_predict(EMBEDDED, *DCL)
     first = results[0]
     assert isinstance(first["segmentation"]["counts"], str) and len(first["bbox"]) == 4
     assert 0.0 <= first["score"] <= 1.0

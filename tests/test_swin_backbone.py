@@ -5,11 +5,9 @@ train step with DCL, and (slow) a real train + predict through train_net.py."""
 from __future__ import annotations
 
 import importlib.util
-import json
 import math
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
@@ -25,7 +23,8 @@ from detectron2.utils.events import EventStorage  # noqa: E402
 from dcl_detectron2 import add_dcl_config, add_swin_config  # noqa: E402
 from dcl_detectron2.swin import SwinTransformerBackbone  # noqa: E402
 
-from test_detectron2_adapter import DCL, batch  # noqa: E402
+from detectron2_inputs import batch  # noqa: E402
+from test_detectron2_adapter import DCL  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -254,40 +253,9 @@ def test_train_step_with_dcl_back_propagates_into_the_swin_backbone():
 # --- end to end through train_net.py (slow) ----------------------------------------------------
 
 @pytest.mark.slow
-def test_embedded_swin_trains_resumes_and_predicts_through_train_net(embedded_dataset, train_net,
-                                                                   tmp_path):
-    from analysis.coco_eval import evaluate_segm, load_ground_truth, load_results
+def test_embedded_swin_trains_resumes_and_predicts_through_train_net(train_resume_predict):
+    from analysis.coco_eval import evaluate_segm
 
-    data = embedded_dataset
-    run = tmp_path / "run"
-    flags = ["--config-file", str(EMBEDDED),
-             f"--dataset=emb_train={data}/annotations/instances_train.json:{data}/train",
-             f"--dataset=emb_val={data}/annotations/instances_val.json:{data}/val"]
-    opts = ["DATASETS.TRAIN", "('emb_train',)", "DATASETS.TEST", "('emb_val',)",
-            "OUTPUT_DIR", str(run), "SOLVER.IMS_PER_BATCH", "2",
-            "INPUT.MIN_SIZE_TRAIN", "(160,)", "INPUT.MAX_SIZE_TRAIN", "224",
-            "INPUT.MIN_SIZE_TEST", "160", "INPUT.MAX_SIZE_TEST", "224",
-            "SOLVER.WARMUP_ITERS", "2", "SOLVER.STEPS", "(3,)", "SOLVER.CHECKPOINT_PERIOD", "3",
-            *DCL]
-    train_net(*flags, "--resume", *opts, "SOLVER.MAX_ITER", "4")
-    # Killed after the checkpoint at iteration 3: the same command continues from there.
-    (run / "model_final.pth").unlink()
-    (run / "last_checkpoint").write_text("model_0000002.pth")
-    log = train_net(*flags, "--resume", *opts, "SOLVER.MAX_ITER", "6")
-    assert "Starting training from iteration 3" in log.stdout + log.stderr
-    assert (run / "model_final.pth").is_file()
-    cost = json.loads((run / "train_cost.json").read_text())
-    assert cost["framework"] == "detectron2" and cost["max_iter"] == 6
-    events = [json.loads(line) for line in (run / "train_metrics.json").read_text().splitlines()]
-    assert any("loss_contrast" in e for e in events)
-    assert all(np.isfinite(e["total_loss"]) for e in events if "total_loss" in e)
-
-    predictions = tmp_path / "predictions.json"
-    train_net(*flags, "--eval-only", "--predictions-out", str(predictions), *opts,
-               "MODEL.WEIGHTS", str(run / "model_final.pth"))
-    gt_file = data / "annotations" / "instances_val.json"
-    results = json.loads(predictions.read_text())
-    assert results, "no predictions"
+    results, gt_file = train_resume_predict(EMBEDDED, *DCL)
     assert isinstance(results[0]["segmentation"]["counts"], str) and len(results[0]["bbox"]) == 4
-    load_results(results, load_ground_truth(gt_file))  # ids, sizes, RLE: all valid
     assert 0.0 <= evaluate_segm(gt_file, results)["AP"] <= 100.0

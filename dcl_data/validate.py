@@ -2,6 +2,14 @@
 
 CLI: ``python -m dcl_data.validate FILE.json [--image-root DIR]`` prints the summary as one
 JSON line and exits 0, or prints ``error: <one line>`` and exits 1.
+
+This is the training-side gate; ``analysis.coco_eval.load_ground_truth`` is the
+evaluation-side loader. They overlap (ids, references, segmentation sizes) on purpose:
+this one checks what training needs and evaluation does not (``bbox``, ``area``,
+``file_name``, the image files and their pixel sizes, a non-empty split) without rasterising
+any polygon, so COCO train2017 is checked quickly at every training start; the loader turns
+every segmentation into RLE, which evaluation needs anyway, and keeps ``analysis`` free of
+``dcl_data`` so the error-analysis tool can be reused on its own.
 """
 
 from __future__ import annotations

@@ -301,6 +301,32 @@ def run_script(*args, timeout=600):
                           env=env, cwd=REPO, timeout=timeout)
 
 
+def test_schedule_warnings_catch_a_length_override_the_lr_steps_do_not_follow():
+    from dcl_mmdet.runner_setup import load_config, schedule_warnings
+
+    assert schedule_warnings(load_config(str(EMBEDDED), None)) == []
+    assert schedule_warnings(load_config(str(CONFIGS / "cityscapes" / "refinemask_r50_fpn.py"),
+                                         None)) == []
+    longer = schedule_warnings(load_config(str(EMBEDDED), {"train_cfg.max_iters": 400}))
+    assert longer == ["param_scheduler[1] (MultiStepLR) ends at iteration 200, before "
+                      "train_cfg.max_iters=400: the LR stays where it is from there; override "
+                      "its end and milestones too"]
+    shorter = schedule_warnings(load_config(str(EMBEDDED), {"train_cfg.max_iters": 100}))
+    assert shorter == ["param_scheduler[1] (MultiStepLR) ends at iteration 200, past "
+                       "train_cfg.max_iters=100: override its end too",
+                       "param_scheduler[1] (MultiStepLR): milestone(s) [150] never reached in "
+                       "100 iterations: override its milestones too"]
+    # Overriding the steps with the length is the fix, and silences it.
+    fixed = load_config(str(EMBEDDED), {"train_cfg.max_iters": 100})
+    fixed.param_scheduler[1].update(end=100, milestones=[75])
+    assert schedule_warnings(fixed) == []
+    epochs = load_config(str(CONFIGS / "cityscapes" / "refinemask_r50_fpn.py"),
+                         {"train_cfg.max_epochs": 4})
+    assert [w.split(":")[0] for w in schedule_warnings(epochs)] == [
+        "param_scheduler[1] (MultiStepLR) ends at epoch 8, past train_cfg.max_epochs=4",
+        "param_scheduler[1] (MultiStepLR)"]
+
+
 def test_scripts_give_one_line_errors_for_bad_paths(tmp_path):
     bad = run_script(MMDET_DIR / "train.py", EMBEDDED, "--work-dir", tmp_path,
                      "--train-data", f"{tmp_path}/missing.json:{tmp_path}")

@@ -45,7 +45,7 @@ def parse_args(argv=None):
 def build_config(args):
     """The resolved config for ``args``; raises ``CliError`` on a user error."""
     from dcl_mmdet.runner_setup import (check_contrast_cfg, check_pretrained, load_config,
-                                        set_dataset, set_num_classes)
+                                        schedule_warnings, set_dataset, set_num_classes)
 
     cfg = load_config(args.config, args.cfg_options)
     check_contrast_cfg(cfg.model)
@@ -59,6 +59,8 @@ def build_config(args):
         cfg.test_evaluator = dict(type="CocoResultsWriter", outfile="predictions_val.json",
                                   category_ids=ids)
     check_pretrained(cfg.model)
+    for line in schedule_warnings(cfg):
+        print(f"warning: {line}", file=sys.stderr)
     cfg.work_dir = str(args.work_dir)
     cfg.resume = bool(args.resume)
     cfg.launcher = args.launcher

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import List, Optional, Tuple
 
-__all__ = ["CliError", "check_contrast_cfg", "check_pretrained", "load_config", "set_dataset",
-           "set_num_classes", "trust_own_checkpoints"]
+__all__ = ["CliError", "check_contrast_cfg", "check_pretrained", "load_config",
+           "schedule_warnings", "set_dataset", "set_num_classes", "trust_own_checkpoints"]
 
 # mmdet wraps the real dataset in these; paths and classes go to the innermost one.
 _WRAPPERS = ("RepeatDataset", "ClassBalancedDataset", "MultiImageMixDataset")
@@ -132,3 +132,49 @@ def check_contrast_cfg(model_cfg: dict) -> None:
     except (TypeError, ValueError) as e:
         message = str(e).removeprefix("loss_contrast: ")
         raise CliError(f"model.roi_head.mask_head.loss_contrast: {message}") from None
+
+
+_LOOP_UNITS = {"IterBasedTrainLoop": ("max_iters", False, "iteration"),
+               "EpochBasedTrainLoop": ("max_epochs", True, "epoch")}
+
+
+def schedule_warnings(cfg) -> List[str]:
+    """One line per LR step that an override of the schedule's length has left out of step.
+
+    mmengine configs compute ``end`` and ``milestones`` from the length when the file is read,
+    so ``--cfg-options train_cfg.max_iters=N`` moves neither (detectron2 warns likewise when
+    ``SOLVER.STEPS`` exceed ``SOLVER.MAX_ITER``). Checks the schedulers counted in the train
+    loop's unit (``by_epoch`` False for ``IterBasedTrainLoop``, True for
+    ``EpochBasedTrainLoop``); other loops and units are not checked.
+
+    Returns:
+        Messages, empty when every scheduler ends within the schedule and every milestone is
+        reached, and, for a scheduler with milestones, its ``end`` is the schedule's end.
+    """
+    loop = cfg.get("train_cfg") or {}
+    if loop.get("type") not in _LOOP_UNITS:
+        return []
+    key, by_epoch, unit = _LOOP_UNITS[loop["type"]]
+    length = loop.get(key)
+    schedulers = cfg.get("param_scheduler") or []
+    if isinstance(schedulers, dict):
+        schedulers = [schedulers]
+    out = []
+    for i, sched in enumerate(schedulers):
+        if length is None or bool(sched.get("by_epoch", True)) != by_epoch:
+            continue
+        name = f"param_scheduler[{i}] ({sched.get('type')})"
+        end = sched.get("end")
+        milestones = list(sched.get("milestones") or [])
+        if end is not None and end > length:
+            out.append(f"{name} ends at {unit} {end}, past train_cfg.{key}={length}: "
+                       "override its end too")
+        elif milestones and end is not None and end < length:
+            out.append(f"{name} ends at {unit} {end}, before train_cfg.{key}={length}: the LR "
+                       "stays where it is from there; override its end and milestones too")
+        limit = length if end is None else min(end, length)
+        late = [m for m in milestones if m >= limit]
+        if late:
+            out.append(f"{name}: milestone(s) {late} never reached in {limit} {unit}s: "
+                       "override its milestones too")
+    return out

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Time a detectron2 Mask R-CNN training step with and without the dense contrastive loss.
+"""Time a detectron2 training step (Mask R-CNN, Swin, SparseInst) with and without DCL.
 
 The model is built from a project config (random init), fed a fixed synthetic batch (images of
 the given size with elliptical instances as bit masks, boxes from the masks), and trained with
@@ -24,61 +24,39 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
-
-
-def synthetic_batch(num_images: int, height: int, width: int, num_classes: int, device: str,
-                    instances_per_image: int = 8, seed: int = 0):
-    """Images ``[3, H, W]`` float32 in 0-255 with elliptical instances and their targets."""
-    from detectron2.structures import BitMasks, Boxes, Instances
-
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:height, 0:width]
-    batch = []
-    for _ in range(num_images):
-        image = rng.uniform(0, 255, size=(3, height, width)).astype(np.float32)
-        masks = []
-        for _ in range(instances_per_image):
-            cy, cx = rng.uniform(0.2, 0.8) * height, rng.uniform(0.2, 0.8) * width
-            ry, rx = rng.uniform(0.05, 0.2) * height, rng.uniform(0.05, 0.2) * width
-            m = ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1.0
-            image[:, m] = rng.uniform(0, 255, size=(3, 1))
-            masks.append(m)
-        masks_t = torch.from_numpy(np.stack(masks))
-        inst = Instances((height, width))
-        inst.gt_masks = BitMasks(masks_t)
-        inst.gt_boxes = Boxes(inst.gt_masks.get_bounding_boxes().tensor)
-        inst.gt_classes = torch.from_numpy(rng.integers(0, num_classes, instances_per_image))
-        batch.append({"image": torch.from_numpy(image), "height": height, "width": width,
-                      "instances": inst.to(device)})
-    return batch
 
 
 def run_one(args, with_dcl: bool) -> dict:
     from detectron2.config import get_cfg
     from detectron2.modeling import build_model
 
-    from dcl_detectron2 import add_dcl_config
+    from dcl_detectron2 import add_project_config
+    from dcl_detectron2.synthetic import synthetic_batch
 
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
-    cfg = get_cfg()
-    add_dcl_config(cfg)
+    cfg = add_project_config(get_cfg())
     cfg.merge_from_file(args.config)
     cfg.MODEL.DEVICE = args.device
     cfg.MODEL.WEIGHTS = ""
-    cfg.MODEL.ROI_HEADS.NAME = "ContrastRoIHeads"
-    cfg.MODEL.ROI_MASK_HEAD.NAME = "ContrastConvUpsampleHead"
+    if cfg.MODEL.META_ARCHITECTURE == "SparseInst":
+        node = cfg.MODEL.SPARSE_INST.CONTRAST_LOSS
+    else:  # Mask R-CNN, any backbone: the contrast heads, with LOSS_WEIGHT 0 as the baseline
+        cfg.MODEL.ROI_HEADS.NAME = "ContrastRoIHeads"
+        cfg.MODEL.ROI_MASK_HEAD.NAME = "ContrastConvUpsampleHead"
+        node = cfg.MODEL.ROI_MASK_HEAD.CONTRAST_LOSS
     if not with_dcl:
-        cfg.MODEL.ROI_MASK_HEAD.CONTRAST_LOSS.LOSS_WEIGHT = 0.0
-    if args.lambda_ is not None and with_dcl:
-        cfg.MODEL.ROI_MASK_HEAD.CONTRAST_LOSS.LOSS_WEIGHT = args.lambda_
+        node.LOSS_WEIGHT = 0.0
+    elif args.lambda_ is not None:
+        node.LOSS_WEIGHT = args.lambda_
+    if with_dcl and node.LOSS_WEIGHT <= 0:
+        raise SystemExit(f"error: {args.config}: the DCL run needs a loss weight > 0 (--lambda)")
     model = build_model(cfg).train()
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
     height, width = args.size
-    batch = synthetic_batch(args.images, height, width, cfg.MODEL.ROI_HEADS.NUM_CLASSES,
-                            args.device)
+    batch = synthetic_batch(args.images, height, width, num_classes=cfg.MODEL.ROI_HEADS.NUM_CLASSES,
+                            device=args.device)
     cuda = args.device.startswith("cuda")
 
     from detectron2.utils.events import EventStorage

@@ -301,6 +301,13 @@ def run_script(*args, timeout=600):
                           env=env, cwd=REPO, timeout=timeout)
 
 
+def test_train_metrics_hook_needs_a_positive_interval():
+    from dcl_mmdet import TrainMetricsHook
+
+    with pytest.raises(ValueError, match="interval must be >= 1"):
+        TrainMetricsHook(interval=0)
+
+
 def test_schedule_warnings_catch_a_length_override_the_lr_steps_do_not_follow():
     from dcl_mmdet.runner_setup import load_config, schedule_warnings
 
@@ -367,6 +374,10 @@ def test_train_resume_and_predict_on_the_embedded_data(tmp_path, embedded_datase
     cost = json.loads((work / "train_cost.json").read_text())
     assert cost["iterations"] == 2 and cost["framework"] == "mmdetection" and cost["max_iter"] == 4
     assert cost["ims_per_batch"] == 2 and cost["seconds_per_iter"] is None  # all in warm-up
+    lines = [json.loads(x) for x in (work / "train_metrics.json").read_text().splitlines()]
+    assert [x["iteration"] for x in lines] == [1, 3]  # the last iteration of each session
+    assert all(np.isfinite(x["loss_contrast"]) and x["loss_contrast"] > 0 for x in lines)
+    assert all(np.isfinite(x["loss"]) and x["lr"] > 0 and x["time"] > 0 for x in lines)
 
     out = tmp_path / "predictions.json"
     pred = run_script(MMDET_DIR / "predict.py", EMBEDDED_DCL, work / "model_final.pth",

@@ -1,5 +1,6 @@
 # Runtime shared by the dcl_mmdet configs: no evaluation while training (the workflow scores
-# the predictions that predict.py writes), train_cost.json through TrainingCostHook, seed 0.
+# the predictions that predict.py writes), train_cost.json through TrainingCostHook, the
+# losses in train_metrics.json through TrainMetricsHook (as detectron2 runs), seed 0.
 default_scope = 'mmdet'
 
 default_hooks = dict(
@@ -8,7 +9,8 @@ default_hooks = dict(
     param_scheduler=dict(type='ParamSchedulerHook'),
     checkpoint=dict(type='CheckpointHook', interval=1, save_last=True, max_keep_ckpts=3),
     sampler_seed=dict(type='DistSamplerSeedHook'))
-custom_hooks = [dict(type='TrainingCostHook', warmup=5)]
+custom_hooks = [dict(type='TrainingCostHook', warmup=5),
+                dict(type='TrainMetricsHook', interval=20)]
 
 env_cfg = dict(
     cudnn_benchmark=False,

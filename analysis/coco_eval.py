@@ -49,6 +49,7 @@ __all__ = [
     "evaluate_bbox",
     "evaluate_segm",
     "per_class_ap",
+    "evaluate_segm_and_per_class",
     "stats_to_dict",
     "to_coco",
     "results_to_coco",
@@ -473,6 +474,52 @@ def stats_to_dict(stats: Sequence[float]) -> dict[str, float]:
             for n, v in zip(STAT_NAMES, stats)}
 
 
+def _as_ground_truth(source: Any) -> GroundTruth:
+    return source if isinstance(source, GroundTruth) else load_ground_truth(source)
+
+
+def _as_results(source: Any, gt: GroundTruth, on_unknown: str) -> Results:
+    return source if isinstance(source, Results) else load_results(source, gt, on_unknown=on_unknown)
+
+
+def _segm_cocoeval(gt: GroundTruth, res: Results, verbose: bool) -> COCOeval:
+    """Stock segm ``COCOeval`` of ``res`` against ``gt``, evaluated and accumulated."""
+    coco_gt = to_coco(gt, verbose)
+    ev = COCOeval(coco_gt, results_to_coco(coco_gt, res, verbose), "segm")
+    with quiet(verbose):
+        ev.evaluate()
+        ev.accumulate()
+    return ev
+
+
+def _summary(ev: COCOeval, verbose: bool) -> dict[str, float]:
+    with quiet(verbose):
+        ev.summarize()
+    return stats_to_dict(ev.stats)
+
+
+def _check_unique_category_names(gt: GroundTruth) -> None:
+    names = [c["name"] for c in gt.categories]
+    if len(set(names)) != len(names):
+        dup = next(n for n in names if names.count(n) > 1)
+        raise CocoFormatError(f"{gt.source}: category name {dup!r} is used by several ids; "
+                              "per-class AP is keyed by name")
+
+
+def _per_class_from(ev: COCOeval, gt: GroundTruth) -> dict[str, float]:
+    area_all = list(ev.params.areaRngLbl).index("all")
+    max_dets = list(ev.params.maxDets).index(100)
+    # precision: [IoU thresholds, recall points, categories, areas, maxDets]; -1 = undefined
+    # (the category has no ground truth), as pycocotools' summarize treats it.
+    precision = ev.eval["precision"][:, :, :, area_all, max_dets]
+    by_id = {}
+    for k, cat_id in enumerate(ev.params.catIds):
+        p = precision[:, :, k]
+        p = p[p > -1]
+        by_id[int(cat_id)] = float(p.mean()) * 100.0 if p.size else math.nan
+    return {c["name"]: by_id[c["id"]] for c in gt.categories}
+
+
 def evaluate_segm(gt_json_path_or_dict: Any, dt_json_path_or_list: Any, *,
                   verbose: bool = False, on_unknown: str = "error") -> dict[str, float]:
     """COCO segm evaluation (stock pycocotools ``COCOeval``), 12 stats x100.
@@ -491,18 +538,9 @@ def evaluate_segm(gt_json_path_or_dict: Any, dt_json_path_or_list: Any, *,
     Raises:
         CocoFormatError: bad input (see :func:`load_ground_truth`, :func:`load_results`).
     """
-    gt = (gt_json_path_or_dict if isinstance(gt_json_path_or_dict, GroundTruth)
-          else load_ground_truth(gt_json_path_or_dict))
-    res = (dt_json_path_or_list if isinstance(dt_json_path_or_list, Results)
-           else load_results(dt_json_path_or_list, gt, on_unknown=on_unknown))
-    coco_gt = to_coco(gt, verbose)
-    coco_dt = results_to_coco(coco_gt, res, verbose)
-    ev = COCOeval(coco_gt, coco_dt, "segm")
-    with quiet(verbose):
-        ev.evaluate()
-        ev.accumulate()
-        ev.summarize()
-    return stats_to_dict(ev.stats)
+    gt = _as_ground_truth(gt_json_path_or_dict)
+    res = _as_results(dt_json_path_or_list, gt, on_unknown)
+    return _summary(_segm_cocoeval(gt, res, verbose), verbose)
 
 
 def evaluate_bbox(gt_json_path_or_dict: Any, dt_json_path_or_list: Any, *,
@@ -519,8 +557,7 @@ def evaluate_bbox(gt_json_path_or_dict: Any, dt_json_path_or_list: Any, *,
         CocoFormatError: bad input (as :func:`evaluate_segm`), or a result without a
             ``bbox`` of 4 finite numbers.
     """
-    gt = (gt_json_path_or_dict if isinstance(gt_json_path_or_dict, GroundTruth)
-          else load_ground_truth(gt_json_path_or_dict))
+    gt = _as_ground_truth(gt_json_path_or_dict)
     data, name = _load_json(dt_json_path_or_list, "results")
     res = load_results(data, gt, on_unknown=on_unknown)  # validates ids, scores, masks
     anns = []
@@ -545,8 +582,7 @@ def evaluate_bbox(gt_json_path_or_dict: Any, dt_json_path_or_list: Any, *,
     with quiet(verbose):
         ev.evaluate()
         ev.accumulate()
-        ev.summarize()
-    return stats_to_dict(ev.stats)
+    return _summary(ev, verbose)
 
 
 def per_class_ap(gt_json_path_or_dict: Any, dt_json_path_or_list: Any, *,
@@ -572,28 +608,21 @@ def per_class_ap(gt_json_path_or_dict: Any, dt_json_path_or_list: Any, *,
         CocoFormatError: bad input (see :func:`load_ground_truth`, :func:`load_results`), or
             two categories with the same name.
     """
-    gt = (gt_json_path_or_dict if isinstance(gt_json_path_or_dict, GroundTruth)
-          else load_ground_truth(gt_json_path_or_dict))
-    names = [c["name"] for c in gt.categories]
-    if len(set(names)) != len(names):
-        dup = next(n for n in names if names.count(n) > 1)
-        raise CocoFormatError(f"{gt.source}: category name {dup!r} is used by several ids; "
-                              "per-class AP is keyed by name")
-    res = (dt_json_path_or_list if isinstance(dt_json_path_or_list, Results)
-           else load_results(dt_json_path_or_list, gt, on_unknown=on_unknown))
-    coco_gt = to_coco(gt, verbose)
-    ev = COCOeval(coco_gt, results_to_coco(coco_gt, res, verbose), "segm")
-    with quiet(verbose):
-        ev.evaluate()
-        ev.accumulate()
-    area_all = list(ev.params.areaRngLbl).index("all")
-    max_dets = list(ev.params.maxDets).index(100)
-    # precision: [IoU thresholds, recall points, categories, areas, maxDets]; -1 = undefined
-    # (the category has no ground truth), as pycocotools' summarize treats it.
-    precision = ev.eval["precision"][:, :, :, area_all, max_dets]
-    by_id = {}
-    for k, cat_id in enumerate(ev.params.catIds):
-        p = precision[:, :, k]
-        p = p[p > -1]
-        by_id[int(cat_id)] = float(p.mean()) * 100.0 if p.size else math.nan
-    return {c["name"]: by_id[c["id"]] for c in gt.categories}
+    gt = _as_ground_truth(gt_json_path_or_dict)
+    _check_unique_category_names(gt)
+    res = _as_results(dt_json_path_or_list, gt, on_unknown)
+    return _per_class_from(_segm_cocoeval(gt, res, verbose), gt)
+
+
+def evaluate_segm_and_per_class(gt_json_path_or_dict: Any, dt_json_path_or_list: Any, *,
+                                verbose: bool = False, on_unknown: str = "error"
+                                ) -> tuple[dict[str, float], dict[str, float]]:
+    """:func:`evaluate_segm` and :func:`per_class_ap` from one segm ``COCOeval`` run (the
+    ground truth and results are loaded and matched once). Arguments, returns (as a pair)
+    and errors are theirs.
+    """
+    gt = _as_ground_truth(gt_json_path_or_dict)
+    _check_unique_category_names(gt)
+    res = _as_results(dt_json_path_or_list, gt, on_unknown)
+    ev = _segm_cocoeval(gt, res, verbose)
+    return _summary(ev, verbose), _per_class_from(ev, gt)

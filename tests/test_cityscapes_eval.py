@@ -15,7 +15,8 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 
 from analysis.cityscapes_eval import CLASSES, CityscapesEvalError, evaluate_cityscapes
-from analysis.coco_eval import CocoFormatError, evaluate_segm, per_class_ap
+from analysis.coco_eval import (CocoFormatError, evaluate_segm, evaluate_segm_and_per_class,
+                                per_class_ap)
 from dcl_data.cityscapes_convert import convert_split
 
 H, W = 64, 128
@@ -282,3 +283,14 @@ def test_per_class_ap_rejects_duplicate_category_names(tree):
     dup = {**gt, "categories": gt["categories"] + [{"id": 99, "name": "car"}]}
     with pytest.raises(CocoFormatError, match="category name 'car' is used by several ids"):
         per_class_ap(dup, [])
+    with pytest.raises(CocoFormatError, match="category name 'car' is used by several ids"):
+        evaluate_segm_and_per_class(dup, [])
+
+
+def test_one_segm_evaluation_gives_the_stats_and_the_per_class_ap(tree):
+    gt, _, _ = tree
+    preds = _mixed(gt)
+    stats, per_class = evaluate_segm_and_per_class(gt, preds)
+    np.testing.assert_equal(stats, evaluate_segm(gt, preds))  # nan == nan here
+    np.testing.assert_equal(per_class, per_class_ap(gt, preds))
+    assert 0 < stats["AP"] < 100

@@ -3,18 +3,19 @@
 import logging
 import sys
 
-from analysis.coco_eval import evaluate_bbox, evaluate_segm, per_class_ap
+from analysis.coco_eval import evaluate_bbox, evaluate_segm_and_per_class, load_ground_truth
 from analysis.io import read_json, write_json_atomic
 
 logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)
 sys.stderr = open(snakemake.log[0], "a")
 
-gt = snakemake.params.gt
+gt_file = snakemake.params.gt
+gt = load_ground_truth(gt_file)  # loaded once for the segm and the box evaluation
 predictions = read_json(snakemake.input.predictions)  # read once: counted and scored
-stats = evaluate_segm(gt, predictions)
+stats, per_class = evaluate_segm_and_per_class(gt, predictions)
 logging.info("segm stats x100: %s", stats)
-result = {"segm": stats, "per_class": per_class_ap(gt, predictions),
-          "num_predictions": len(predictions), "ground_truth": gt,
+result = {"segm": stats, "per_class": per_class,
+          "num_predictions": len(predictions), "ground_truth": gt_file,
           "predictions": snakemake.input.predictions}
 # Box AP (Tables 1-4 report it) when every prediction carries a box, as detectors' do; no
 # prediction at all scores as an all-miss box evaluation too.

@@ -13,19 +13,16 @@ from detectron2.structures import BitMasks, Boxes, Instances  # noqa: E402
 
 import dcl_detectron2  # noqa: E402,F401  (registers the heads)
 from dcl_core import DenseContrastiveLoss  # noqa: E402
-from dcl_detectron2 import add_dcl_config, add_project_config  # noqa: E402
+from dcl_detectron2 import add_dcl_config  # noqa: E402
 from dcl_detectron2.mask_head import ContrastConvUpsampleHead, gt_masks_at  # noqa: E402
-from detectron2_inputs import batch, train_step  # noqa: E402
+from detectron2_inputs import batch, project_cfg, train_step  # noqa: E402
 
 CONFIGS = Path(__file__).resolve().parents[1] / "baselines" / "detectron2" / "configs"
 EMBEDDED = CONFIGS / "embedded" / "mask_rcnn_R_18_FPN.yaml"
 
 
 def make_cfg(*opts, config=EMBEDDED):
-    cfg = add_project_config(get_cfg())
-    cfg.merge_from_file(str(config))
-    cfg.merge_from_list(["MODEL.DEVICE", "cpu", "MODEL.ROI_HEADS.NUM_CLASSES", "2", *opts])
-    return cfg
+    return project_cfg(config, *opts)
 
 
 DCL = ["MODEL.ROI_HEADS.NAME", "ContrastRoIHeads",

@@ -24,7 +24,7 @@ from dcl_detectron2.sparseinst.contrast import gt_roi_inputs  # noqa: E402
 from dcl_detectron2.sparseinst.inference import mask_boxes, sparseinst_inference  # noqa: E402
 from dcl_detectron2.sparseinst.loss import SparseInstCriterion, dice_loss  # noqa: E402
 from dcl_detectron2.sparseinst.matcher import HungarianMatcher, matching_cost  # noqa: E402
-from detectron2_inputs import batch, train_step  # noqa: E402
+from detectron2_inputs import batch, project_cfg, train_step  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "baselines" / "detectron2" / "configs"
@@ -48,12 +48,7 @@ def one_thread():
 
 
 def make_cfg(*opts, config=EMBEDDED):
-    cfg = get_cfg()
-    add_dcl_config(cfg)
-    add_sparseinst_config(cfg)
-    cfg.merge_from_file(str(config))
-    cfg.merge_from_list(["MODEL.DEVICE", "cpu", "MODEL.ROI_HEADS.NUM_CLASSES", "2", *opts])
-    return cfg
+    return project_cfg(config, *opts)
 
 
 def tiny_model(*opts, seed=0):
@@ -83,9 +78,8 @@ def test_add_sparseinst_config_leaves_mask_rcnn_unchanged():
     plain = get_cfg()
     add_dcl_config(plain)
     plain.merge_from_file(str(mask_rcnn))
-    extended = make_cfg(config=mask_rcnn)
-    extended.MODEL.ROI_HEADS.NUM_CLASSES = plain.MODEL.ROI_HEADS.NUM_CLASSES
-    extended.MODEL.DEVICE = plain.MODEL.DEVICE
+    extended = add_sparseinst_config(add_dcl_config(get_cfg()))
+    extended.merge_from_file(str(mask_rcnn))
     del extended.MODEL["SPARSE_INST"]
     if "OPTIMIZER" not in plain.SOLVER:
         del extended.SOLVER["OPTIMIZER"]

@@ -20,10 +20,10 @@ from detectron2.modeling import build_backbone, build_model  # noqa: E402
 from detectron2.structures import ImageList  # noqa: E402
 from detectron2.utils.events import EventStorage  # noqa: E402
 
-from dcl_detectron2 import add_dcl_config, add_swin_config  # noqa: E402
+from dcl_detectron2 import add_swin_config  # noqa: E402
 from dcl_detectron2.swin import SwinTransformerBackbone  # noqa: E402
 
-from detectron2_inputs import batch  # noqa: E402
+from detectron2_inputs import batch, project_cfg  # noqa: E402
 from test_detectron2_adapter import DCL  # noqa: E402
 
 torch.set_num_threads(1)
@@ -39,12 +39,7 @@ TINY = ["MODEL.SWIN.DEPTHS", "[1, 1, 1, 1]", "MODEL.SWIN.DROP_PATH_RATE", "0.0"]
 
 
 def make_cfg(*opts, config=EMBEDDED):
-    cfg = get_cfg()
-    add_dcl_config(cfg)
-    add_swin_config(cfg)
-    cfg.merge_from_file(str(config))
-    cfg.merge_from_list(["MODEL.DEVICE", "cpu", "MODEL.ROI_HEADS.NUM_CLASSES", "2", *opts])
-    return cfg
+    return project_cfg(config, *opts)
 
 
 def _load_script(path: Path, name: str):

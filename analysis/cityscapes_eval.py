@@ -57,7 +57,7 @@ from typing import Any, Dict, List, Sequence
 
 import numpy as np
 
-from analysis.coco_eval import CocoFormatError, load_ground_truth, load_results
+from analysis.coco_format import CocoFormatError, load_ground_truth, load_results
 from analysis.io import write_json_atomic
 
 __all__ = ["CLASSES", "CityscapesEvalError", "evaluate_cityscapes", "main"]

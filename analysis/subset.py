@@ -13,7 +13,7 @@ import argparse
 import sys
 from typing import Any, Sequence
 
-from .coco_eval import CocoFormatError, _load_json
+from .coco_format import CocoFormatError, _load_json
 from .io import write_json_atomic
 
 __all__ = ["restrict_to_images"]

@@ -3,7 +3,7 @@
 CLI: ``python -m dcl_data.validate FILE.json [--image-root DIR]`` prints the summary as one
 JSON line and exits 0, or prints ``error: <one line>`` and exits 1.
 
-This is the training-side gate; ``analysis.coco_eval.load_ground_truth`` is the
+This is the training-side gate; ``analysis.coco_format.load_ground_truth`` is the
 evaluation-side loader. They overlap (ids, references, segmentation sizes) on purpose:
 this one checks what training needs and evaluation does not (``bbox``, ``area``,
 ``file_name``, the image files and their pixel sizes, a non-empty split) without rasterising

@@ -48,7 +48,7 @@ def train_resume_predict(embedded_dataset, train_net, tmp_path):
     iteration 3 into a schedule of 6, then predict the val split. Asserts the resume, the
     cost file, a finite logged ``loss_contrast`` and a valid predictions file; returns the
     predictions (list of COCO result dicts) and the val ground-truth path."""
-    from analysis.coco_eval import load_ground_truth, load_results
+    from analysis.coco_format import load_ground_truth, load_results
 
     data = embedded_dataset
     run_dir = tmp_path / "run"

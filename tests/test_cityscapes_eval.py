@@ -3,6 +3,9 @@ cityscapesScripts' own end-to-end evaluation; per-class COCO AP (analysis.coco_e
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import io
 import json
 import math
 import subprocess
@@ -13,10 +16,12 @@ import numpy as np
 import pytest
 from PIL import Image
 from pycocotools import mask as mask_utils
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
 
 from analysis.cityscapes_eval import CLASSES, CityscapesEvalError, evaluate_cityscapes
-from analysis.coco_eval import (CocoFormatError, evaluate_segm, evaluate_segm_and_per_class,
-                                per_class_ap)
+from analysis.coco_eval import evaluate_segm
+from analysis.coco_format import CocoFormatError
 from dcl_data.cityscapes_convert import convert_split
 
 H, W = 64, 128
@@ -259,38 +264,49 @@ def test_cli_writes_json_and_reports_errors_in_one_line(tree, tmp_path):
 
 def test_per_class_ap_perfect_missing_and_absent_classes(tree):
     gt, _, _ = tree
-    perfect = per_class_ap(gt, _perfect(gt))
+    perfect = evaluate_segm(gt, _perfect(gt)).per_class
     assert list(perfect) == list(CLASSES)
     assert perfect["car"] == pytest.approx(100.0) and perfect["person"] == pytest.approx(100.0)
     # COCO has no size floor: the 60-pixel rider counts (Cityscapes ignores it).
     assert perfect["rider"] == pytest.approx(100.0) and math.isnan(perfect["bus"])
-    no_car = per_class_ap(gt, [p for p in _perfect(gt) if p["category_id"] != 26])
+    no_car = evaluate_segm(gt, [p for p in _perfect(gt) if p["category_id"] != 26]).per_class
     assert no_car["car"] == 0.0 and no_car["person"] == pytest.approx(100.0)
 
 
 def test_per_class_ap_averages_to_pycocotools_ap(tree):
     gt, _, _ = tree
     preds = _mixed(gt)
-    per_class = per_class_ap(gt, preds)
-    defined = [v for v in per_class.values() if not math.isnan(v)]
+    result = evaluate_segm(gt, preds)
+    defined = [v for v in result.per_class.values() if not math.isnan(v)]
     assert len(defined) == 3  # person, rider, car
-    assert np.mean(defined) == pytest.approx(evaluate_segm(gt, preds)["AP"])
-    assert 0 < per_class["car"] < 100
+    assert np.mean(defined) == pytest.approx(result.stats["AP"])
+    assert 0 < result.per_class["car"] < 100
 
 
 def test_per_class_ap_rejects_duplicate_category_names(tree):
     gt, _, _ = tree
     dup = {**gt, "categories": gt["categories"] + [{"id": 99, "name": "car"}]}
+    result = evaluate_segm(dup, [])
+    assert result.stats["AP"] == 0.0  # the stats do not need unique names
     with pytest.raises(CocoFormatError, match="category name 'car' is used by several ids"):
-        per_class_ap(dup, [])
-    with pytest.raises(CocoFormatError, match="category name 'car' is used by several ids"):
-        evaluate_segm_and_per_class(dup, [])
+        result.per_class
 
 
-def test_one_segm_evaluation_gives_the_stats_and_the_per_class_ap(tree):
+def test_one_segm_evaluation_gives_the_stock_stats_and_the_per_class_ap(tree):
     gt, _, _ = tree
     preds = _mixed(gt)
-    stats, per_class = evaluate_segm_and_per_class(gt, preds)
-    np.testing.assert_equal(stats, evaluate_segm(gt, preds))  # nan == nan here
-    np.testing.assert_equal(per_class, per_class_ap(gt, preds))
-    assert 0 < stats["AP"] < 100
+    result = evaluate_segm(gt, preds)
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco_gt = COCO()
+        coco_gt.dataset = copy.deepcopy(gt)
+        coco_gt.createIndex()
+        # Without bbox, as evaluate_segm drops it (mask areas decide small/medium/large).
+        ev = COCOeval(coco_gt, coco_gt.loadRes([{k: v for k, v in p.items() if k != "bbox"}
+                                                for p in copy.deepcopy(preds)]), "segm")
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    np.testing.assert_equal(list(result.stats.values()),
+                            [np.nan if v == -1 else v * 100 for v in ev.stats])
+    assert list(result.per_class) == [c["name"] for c in gt["categories"]]
+    assert 0 < result.stats["AP"] < 100

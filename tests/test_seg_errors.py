@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
 
-from analysis.coco_eval import (STAT_NAMES, CocoFormatError, evaluate_segm, load_ground_truth,
-                                load_results)
+from analysis.coco_eval import STAT_NAMES, evaluate_segm
+from analysis.coco_format import CocoFormatError, load_ground_truth, load_results
 from analysis.seg_errors import (BackgroundFP, CombinedError, FalseNegative, ForegroundFP,
                                  Target, analyze_errors, parse_error_types)
 from analysis.seg_errors.corrections import Chunk, process_chunk
@@ -252,11 +252,11 @@ def test_authors_mode_leaves_images_without_ground_truth_alone():
 def test_annotation_id_zero_is_renumbered():
     """pycocotools uses ids as truthy; a gt with id 0 must still count as matched."""
     gt, dt = _authors_case()                       # A has id 0
-    assert evaluate_segm(gt, dt)["AP"] == pytest.approx(17.5, abs=1e-9)
+    assert evaluate_segm(gt, dt).stats["AP"] == pytest.approx(17.5, abs=1e-9)
     shifted = json.loads(json.dumps(gt))
     for a in shifted["annotations"]:
         a["id"] += 100
-    assert same(evaluate_segm(shifted, dt), evaluate_segm(gt, dt))
+    assert same(evaluate_segm(shifted, dt).stats, evaluate_segm(gt, dt).stats)
 
 
 def test_malformed_json(tmp_path):
@@ -281,13 +281,13 @@ def test_unknown_image_and_category_ids():
     assert (len(res), res.n_skipped_unknown, res.n_entries) == (1, 2, 3)
     out = analyze_errors(gt, [good, bad_img, bad_cat], on_unknown="skip")
     assert out["counts"]["skipped_unknown_ids"] == 2
-    assert same(out["baseline"], evaluate_segm(gt, [good]))
+    assert same(out["baseline"], evaluate_segm(gt, [good]).stats)
 
 
 def test_empty_predictions():
     """No predictions: every defined stat is 0, undefined ones nan, all deltas 0."""
     gt = coco(H, W, [(1, 1, G1)], n_cats=1)
-    stats = evaluate_segm(gt, [])
+    stats = evaluate_segm(gt, []).stats
     assert stats["AP"] == 0.0 and stats["AR100"] == 0.0 and math.isnan(stats["APl"])
     out = analyze_errors(gt, [])
     assert out["baseline"]["AP"] == 0.0
@@ -297,7 +297,7 @@ def test_empty_predictions():
 def test_no_annotations_and_no_predictions():
     """Nothing to evaluate: every stat undefined (nan), in both evaluators."""
     for gt in (coco(H, W, [], n_cats=1), {"images": [], "annotations": [], "categories": []}):
-        assert all(math.isnan(v) for v in evaluate_segm(gt, []).values())
+        assert all(math.isnan(v) for v in evaluate_segm(gt, []).stats.values())
         out = analyze_errors(gt, [])
         assert all(math.isnan(v) for v in out["baseline"].values())
         assert all(math.isnan(v) for v in out["delta"]["FN"].values())
@@ -364,7 +364,7 @@ def test_missing_area_and_iscrowd_are_filled():
     del d["annotations"][0]["area"], d["annotations"][0]["iscrowd"]
     g = load_ground_truth(d)
     assert g.n_area_filled == 1 and g.ann_areas[0] == 100.0 and not g.ann_iscrowd[0]
-    assert evaluate_segm(d, [det(1, G1, 0.9)])["AP"] == pytest.approx(100.0)
+    assert evaluate_segm(d, [det(1, G1, 0.9)]).stats["AP"] == pytest.approx(100.0)
 
 
 def test_polygon_and_rle_predictions_agree_and_bbox_is_ignored():
@@ -383,7 +383,7 @@ def test_polygon_and_rle_predictions_agree_and_bbox_is_ignored():
 
 def test_evaluate_segm_is_quiet_and_keyed(capsys):
     gt = coco(H, W, [(1, 1, G1)], n_cats=1)
-    stats = evaluate_segm(gt, [det(1, G1, 0.9)])
+    stats = evaluate_segm(gt, [det(1, G1, 0.9)]).stats
     assert tuple(stats) == STAT_NAMES
     assert stats["AP"] == pytest.approx(100.0)
     assert capsys.readouterr().out == ""

@@ -18,7 +18,8 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from analysis.coco_eval import evaluate_segm, load_ground_truth, load_results
+from analysis.coco_eval import evaluate_segm
+from analysis.coco_format import load_ground_truth, load_results
 from analysis.seg_errors import EvalLayout, analyze_errors
 from analysis.seg_errors.synthetic import make_synthetic_coco
 
@@ -147,7 +148,7 @@ def test_max_dets_cut_and_score_ties():
     assert out["counts"]["beyond_max_dets"] == 3 * 30
     ref, _, _ = reference(gt, dt, ["FN"])
     np.testing.assert_array_equal(as_array(out["corrected"]["FN"]),
-                                  as_array(evaluate_segm(gt, ref["FN"])))
+                                  as_array(evaluate_segm(gt, ref["FN"]).stats))
 
 
 @pytest.mark.parametrize("exact", [False, True], ids=["analytic", "rle"])
@@ -163,10 +164,10 @@ def test_corrections_equal_stock_evaluation_of_reference(seed, mode, exact):
     # the data must exercise both paths (overlapping ground truths force the RLE path)
     assert rle_path == n_fixed if exact else 0 < rle_path < n_fixed
     ref, pixels, n_matched = reference(gt, dt, TYPES, mode=mode)
-    base = as_array(evaluate_segm(gt, dt))
+    base = as_array(evaluate_segm(gt, dt).stats)
     np.testing.assert_array_equal(as_array(out["baseline"]), base)
     for t in TYPES:
-        want = as_array(evaluate_segm(gt, ref[t]))
+        want = as_array(evaluate_segm(gt, ref[t]).stats)
         np.testing.assert_array_equal(as_array(out["corrected"][t]), want, err_msg=t)
         np.testing.assert_array_equal(as_array(out["delta"][t]), want - base, err_msg=t)
     assert out["counts"]["matched"] == n_matched
@@ -182,7 +183,7 @@ def test_match_threshold_option_equals_reference():
     out = analyze_errors(gt, dt, types=["FN"], iou_threshold=0.5)
     ref, pixels, n_matched = reference(gt, dt, ["FN"], thr=0.5)
     np.testing.assert_array_equal(as_array(out["corrected"]["FN"]),
-                                  as_array(evaluate_segm(gt, ref["FN"])))
+                                  as_array(evaluate_segm(gt, ref["FN"]).stats))
     assert out["counts"]["matched"] == n_matched and out["counts"]["error_pixels"] == pixels
 
 

@@ -253,4 +253,4 @@ def test_embedded_swin_trains_resumes_and_predicts_through_train_net(train_resum
 
     results, gt_file = train_resume_predict(EMBEDDED, *DCL)
     assert isinstance(results[0]["segmentation"]["counts"], str) and len(results[0]["bbox"]) == 4
-    assert 0.0 <= evaluate_segm(gt_file, results)["AP"] <= 100.0
+    assert 0.0 <= evaluate_segm(gt_file, results).stats["AP"] <= 100.0

@@ -22,8 +22,8 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from analysis.coco_eval import (STAT_NAMES, GroundTruth, Results, load_ground_truth,
-                                load_results, stats_to_dict)
+from analysis.coco_eval import STAT_NAMES, stats_to_dict
+from analysis.coco_format import GroundTruth, Results, load_ground_truth, load_results
 from analysis.seg_errors.corrections import MODES, Chunk, ChunkResult, process_chunk
 from analysis.seg_errors.error_types import DEFAULT_TYPES, ErrorType, parse_error_types
 from analysis.seg_errors.fast_eval import EvalLayout
@@ -114,8 +114,8 @@ def analyze_errors(gt: Any, dt: Any, *, types: Iterable[str | ErrorType] = DEFAU
     """Delta AP of each segmentation error type (paper Eq. 2) for COCO-format results.
 
     Args:
-        gt: COCO ground truth: path, parsed dict, or :class:`analysis.coco_eval.GroundTruth`.
-        dt: COCO results: path, parsed list, or :class:`analysis.coco_eval.Results`.
+        gt: COCO ground truth: path, parsed dict, or :class:`analysis.coco_format.GroundTruth`.
+        dt: COCO results: path, parsed list, or :class:`analysis.coco_format.Results`.
             Segmentations may be polygons or RLE; ``bbox``/``area`` are optional and ignored.
         types: error types to correct, names such as ``"fFP"``, ``"bFP"``, ``"FN"``,
             ``"fFP+bFP"`` or :class:`~.error_types.ErrorType` objects.
@@ -134,7 +134,7 @@ def analyze_errors(gt: Any, dt: Any, *, types: Iterable[str | ErrorType] = DEFAU
         ``counts`` and ``settings``.
 
     Raises:
-        analysis.coco_eval.CocoFormatError: bad input files (named, with the entry at fault).
+        analysis.coco_format.CocoFormatError: bad input files (named, with the entry at fault).
         ValueError: bad arguments (unknown type or mode, threshold outside (0, 1], jobs < 1).
     """
     if mode not in MODES:

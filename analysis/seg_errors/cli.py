@@ -11,7 +11,7 @@ import os
 import sys
 from typing import Sequence
 
-from analysis.coco_eval import CocoFormatError
+from analysis.coco_format import CocoFormatError
 from analysis.seg_errors.analyze import DEFAULT_IOU_THRESHOLD, analyze_errors
 from analysis.seg_errors.corrections import MODES
 from analysis.seg_errors.error_types import DEFAULT_TYPES

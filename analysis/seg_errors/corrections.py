@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from analysis.coco_eval import rle_area
+from analysis.coco_format import rle_area
 from analysis.seg_errors.error_types import ErrorType, Target
 
 __all__ = ["MODES", "Chunk", "ChunkResult", "process_chunk"]

@@ -28,7 +28,8 @@ from dataclasses import dataclass
 import numpy as np
 from pycocotools.cocoeval import COCOeval, Params
 
-from analysis.coco_eval import GroundTruth, Results, quiet
+from analysis.coco_eval import quiet
+from analysis.coco_format import GroundTruth, Results
 
 __all__ = ["EvalLayout"]
 

@@ -3,7 +3,8 @@
 import logging
 import sys
 
-from analysis.coco_eval import evaluate_bbox, evaluate_segm_and_per_class, load_ground_truth
+from analysis.coco_eval import evaluate_bbox, evaluate_segm
+from analysis.coco_format import load_ground_truth
 from analysis.io import read_json, write_json_atomic
 
 logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)
@@ -12,7 +13,8 @@ sys.stderr = open(snakemake.log[0], "a")
 gt_file = snakemake.params.gt
 gt = load_ground_truth(gt_file)  # loaded once for the segm and the box evaluation
 predictions = read_json(snakemake.input.predictions)  # read once: counted and scored
-stats, per_class = evaluate_segm_and_per_class(gt, predictions)
+segm = evaluate_segm(gt, predictions)
+stats, per_class = segm.stats, segm.per_class
 logging.info("segm stats x100: %s", stats)
 result = {"segm": stats, "per_class": per_class,
           "num_predictions": len(predictions), "ground_truth": gt_file,

@@ -33,18 +33,19 @@ intersection is a sum of those parts: no mask is built ("analytic" path). Otherw
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
 from pycocotools import mask as mask_utils
 
 from analysis.coco_format import rle_area
-from analysis.seg_errors.error_types import ErrorType, Target
+from analysis.seg_errors.error_types import BASE_ERRORS, ErrorType, PixelCounts, Target
 
 __all__ = ["MODES", "Chunk", "ChunkResult", "process_chunk"]
 
 MODES = ("paper", "authors")
-_BASE = ("fFP", "bFP", "FN")
+_BASE = tuple(t.name for t in BASE_ERRORS)
 
 
 @dataclass
@@ -238,12 +239,13 @@ def _correct_image(chunk: Chunk, img: int, types: list[ErrorType], iou: np.ndarr
     on_star = inter[rows, s]
     nc = ~crowd
     on_others = (inter[rows] * nc[None, :]).sum(axis=1) - on_star
-    on_bg = a_det[rows] - on_star - on_others
-    missing = a_gt[s] - on_star
+    parts = PixelCounts(on_target=on_star, on_others=on_others,
+                        on_background=a_det[rows] - on_star - on_others,
+                        missing=a_gt[s] - on_star, per_gt=inter[rows], target=s, crowd=crowd)
 
-    # Eq. 1 pixel counts: FN always from the parts, fFP/bFP where disjoint_s holds, else from
-    # |D & G| built as an RLE (that mask is also the bFP fix: kept for it).
-    px = {"fFP": on_others.copy(), "bFP": on_bg.copy(), "FN": missing.copy()}
+    # Eq. 1 pixel counts: from the parts where disjoint_s holds, else from |D & G| built as an
+    # RLE (that mask is also the bFP fix: kept for it). FN needs no mask either way.
+    eq1_on_others, eq1_on_background = on_others.copy(), parts.on_background.copy()
     out = {}
     union = mask_utils.merge([gt_rles[i] for i in np.flatnonzero(nc)], intersect=False)
     targets: dict[int, Target] = {}
@@ -264,11 +266,13 @@ def _correct_image(chunk: Chunk, img: int, types: list[ErrorType], iou: np.ndarr
         masks = [mask_utils.merge([dets[rows[k]], union], intersect=True) for k in pix_rows]
         d_and_g_masks = dict(zip(pix_rows.tolist(), masks))
         d_and_g = rle_area(masks)
-        px["fFP"][pix_rows] = d_and_g - on_star[pix_rows]
-        px["bFP"][pix_rows] = a_det[rows[pix_rows]] - d_and_g
-    for k in ("fFP", "bFP", "FN"):
-        res.pixels[k] += int(px[k][matched[rows]].sum())
-        res.pixels_unmatched[k] += int(px[k][~matched[rows]].sum())
+        eq1_on_others[pix_rows] = d_and_g - on_star[pix_rows]
+        eq1_on_background[pix_rows] = a_det[rows[pix_rows]] - d_and_g
+    eq1 = dataclasses.replace(parts, on_others=eq1_on_others, on_background=eq1_on_background)
+    for base in BASE_ERRORS:
+        px = base.error_pixels(eq1)
+        res.pixels[base.name] += int(px[matched[rows]].sum())
+        res.pixels_unmatched[base.name] += int(px[~matched[rows]].sum())
     res.n_targets_unmatched += int((~matched[rows]).sum())
     used_rle = ~disjoint_s
 
@@ -280,21 +284,10 @@ def _correct_image(chunk: Chunk, img: int, types: list[ErrorType], iou: np.ndarr
         # Analytic path: corrected area and intersections as sums of D's parts.
         c = np.flatnonzero(ok)
         if len(c):
-            rc, sc = rows[c], s[c]
-            area = on_star[c].copy()
-            if "fFP" not in names:
-                area += on_others[c]
-            if "bFP" not in names:
-                area += on_bg[c]
-            if "FN" in names:
-                area += missing[c]
-            new_inter = inter[rc].copy()
-            if "fFP" in names:
-                new_inter[:, nc] = 0
-            if "bFP" in names:
-                new_inter[:, crowd] = 0
-            new_inter[np.arange(len(c)), sc] = a_gt[sc] if "FN" in names else on_star[c]
-            f_iou[rc] = _iou_from_counts(new_inter, area, a_gt, crowd)
+            rc = rows[c]
+            fixed_parts = t.fix_counts(parts.take(c))
+            area = fixed_parts.area
+            f_iou[rc] = _iou_from_counts(fixed_parts.intersections(), area, a_gt, crowd)
             f_area[rc] = area
         # Exact path: build the corrected masks with RLE merges.
         ex = np.flatnonzero(~ok)

@@ -12,18 +12,24 @@ Fixing an error type removes (fFP, bFP) or adds (FN) its pixels; scores stay unc
 Delta AP of a type (Eq. 2) is the COCO AP after fixing it minus the AP before. A
 :class:`CombinedError` applies several fixes (they commute, since the three sets are disjoint).
 
-All masks are pycocotools compressed RLE dicts ``{'size': [h, w], 'counts': bytes|str}``.
+Each type states its meaning twice, side by side: on masks (:meth:`ErrorType.fix`, pycocotools
+compressed RLE dicts ``{'size': [h, w], 'counts': bytes|str}``) and on pixel counts
+(:meth:`ErrorType.error_pixels`, :meth:`ErrorType.fix_counts` on :class:`PixelCounts`), which
+:mod:`analysis.seg_errors.corrections` uses where the counts are exact.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
+import numpy as np
 from pycocotools import mask as mask_utils
 
-__all__ = ["Target", "ErrorType", "ForegroundFP", "BackgroundFP", "FalseNegative",
-           "CombinedError", "BASE_ERRORS", "DEFAULT_TYPES", "parse_error_types"]
+__all__ = ["Target", "PixelCounts", "ErrorType", "ForegroundFP", "BackgroundFP",
+           "FalseNegative", "CombinedError", "BASE_ERRORS", "DEFAULT_TYPES",
+           "parse_error_types"]
 
 
 @dataclass(frozen=True)
@@ -42,14 +48,68 @@ class Target:
     keep: dict
 
 
+@dataclass(frozen=True)
+class PixelCounts:
+    """R predictions D split into disjoint pixel sets relative to their targets.
+
+    All arrays are float64 holding integer pixel counts (exact below 2**53). With G* the
+    target, G the union of the image's non-crowd ground truths and G_j its ground truths:
+
+    Attributes:
+        on_target: ``(R,)`` ``|D & G*|``.
+        on_others: ``(R,)`` ``|D & (G - G*)|``, pixels on other instances.
+        on_background: ``(R,)`` ``|D - G|``.
+        missing: ``(R,)`` ``|G* - D|``.
+        per_gt: ``(R, N)`` ``|D & G_j|`` for the image's N ground truths; the target's own
+            column is :attr:`on_target` (see :meth:`intersections`).
+        target: ``(R,)`` int64 column of G* in :attr:`per_gt`.
+        crowd: ``(N,)`` bool, crowd ground truths.
+
+    The per-ground-truth counts stay consistent under a fix only where the ground truths that
+    D touches, and G*, do not overlap; :mod:`analysis.seg_errors.corrections` checks that.
+    """
+
+    on_target: np.ndarray
+    on_others: np.ndarray
+    on_background: np.ndarray
+    missing: np.ndarray
+    per_gt: np.ndarray
+    target: np.ndarray
+    crowd: np.ndarray
+
+    @property
+    def area(self) -> np.ndarray:
+        """``(R,)`` ``|D|``."""
+        return self.on_target + self.on_others + self.on_background
+
+    def intersections(self) -> np.ndarray:
+        """``(R, N)`` ``|D & G_j|``, the target's column set to :attr:`on_target`."""
+        out = self.per_gt.copy()
+        out[np.arange(len(self.target)), self.target] = self.on_target
+        return out
+
+    def take(self, rows: np.ndarray) -> "PixelCounts":
+        """The counts of the predictions ``rows`` only."""
+        return PixelCounts(self.on_target[rows], self.on_others[rows], self.on_background[rows],
+                           self.missing[rows], self.per_gt[rows], self.target[rows], self.crowd)
+
+
 class ErrorType:
-    """One kind of segmentation error: a short ``name`` and :meth:`fix`."""
+    """One kind of segmentation error: a short ``name``, its pixels and its fix."""
 
     name: str = ""
     description: str = ""
 
     def fix(self, pred: dict, target: Target) -> dict:
         """The prediction mask (compressed RLE) with this error's pixels corrected."""
+        raise NotImplementedError
+
+    def error_pixels(self, counts: PixelCounts) -> np.ndarray:
+        """``(R,)`` this error's pixels per prediction (Eq. 1), from ``counts``."""
+        raise NotImplementedError
+
+    def fix_counts(self, counts: PixelCounts) -> PixelCounts:
+        """``counts`` after :meth:`fix`: the same correction, on pixel counts."""
         raise NotImplementedError
 
     @property
@@ -76,6 +136,15 @@ class ForegroundFP(ErrorType):
     def fix(self, pred: dict, target: Target) -> dict:
         return mask_utils.merge([pred, target.keep], intersect=True)
 
+    def error_pixels(self, counts: PixelCounts) -> np.ndarray:
+        return counts.on_others
+
+    def fix_counts(self, counts: PixelCounts) -> PixelCounts:
+        per_gt = counts.per_gt.copy()
+        per_gt[:, ~counts.crowd] = 0   # the target's column is on_target, kept
+        return dataclasses.replace(counts, on_others=np.zeros_like(counts.on_others),
+                                   per_gt=per_gt)
+
 
 class BackgroundFP(ErrorType):
     """bFP: remove the predicted pixels lying on background, D := D & G."""
@@ -86,6 +155,15 @@ class BackgroundFP(ErrorType):
     def fix(self, pred: dict, target: Target) -> dict:
         return mask_utils.merge([pred, target.union], intersect=True)
 
+    def error_pixels(self, counts: PixelCounts) -> np.ndarray:
+        return counts.on_background
+
+    def fix_counts(self, counts: PixelCounts) -> PixelCounts:
+        per_gt = counts.per_gt.copy()
+        per_gt[:, counts.crowd] = 0    # crowd regions lie outside G (non-crowd only)
+        return dataclasses.replace(counts, on_background=np.zeros_like(counts.on_background),
+                                   per_gt=per_gt)
+
 
 class FalseNegative(ErrorType):
     """FN: add the missed pixels of the matched instance, D := D | G*."""
@@ -95,6 +173,13 @@ class FalseNegative(ErrorType):
 
     def fix(self, pred: dict, target: Target) -> dict:
         return mask_utils.merge([pred, target.gt], intersect=False)
+
+    def error_pixels(self, counts: PixelCounts) -> np.ndarray:
+        return counts.missing
+
+    def fix_counts(self, counts: PixelCounts) -> PixelCounts:
+        return dataclasses.replace(counts, on_target=counts.on_target + counts.missing,
+                                   missing=np.zeros_like(counts.missing))
 
 
 class CombinedError(ErrorType):
@@ -119,6 +204,14 @@ class CombinedError(ErrorType):
         for p in self._parts:
             pred = p.fix(pred, target)
         return pred
+
+    def error_pixels(self, counts: PixelCounts) -> np.ndarray:
+        return sum(p.error_pixels(counts) for p in self._parts)
+
+    def fix_counts(self, counts: PixelCounts) -> PixelCounts:
+        for p in self._parts:
+            counts = p.fix_counts(counts)
+        return counts
 
 
 BASE_ERRORS: tuple[ErrorType, ...] = (ForegroundFP(), BackgroundFP(), FalseNegative())

@@ -23,9 +23,8 @@ import json
 import math
 import numbers
 import os
-import re
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 from pycocotools import mask as mask_utils
@@ -37,10 +36,11 @@ __all__ = [
     "load_ground_truth",
     "load_results",
     "rle_area",
+    "decode_rle_counts",
+    "rle_pixel_totals",
+    "RLE_PROBLEMS",
 ]
 
-# Compressed RLE strings use the characters chr(48) .. chr(111) only (pycocotools rleToString).
-_COMPRESSED_RLE = re.compile(r"[0-o]*\Z")
 # pycocotools 2.0.11 mask.area() overflows on lists of 256 or more RLEs (uint8 counter).
 _AREA_BATCH = 255
 
@@ -57,6 +57,210 @@ def rle_area(rles: Sequence[dict]) -> np.ndarray:
         if chunk:
             out[lo:lo + len(chunk)] = mask_utils.area(chunk)
     return out
+
+
+# --- compressed RLE strings, checked without building masks -------------------------------
+#
+# Facts about pycocotools' format (maskApi.c rleToString / rleFrString): each run length is
+# written as 5-bit groups, least significant first, one character chr(48 + c) per group; bit
+# 0x20 of c says "more groups follow", bit 0x10 of the last group is the sign. From the fourth
+# run on (index i > 2) the string holds the difference to run i - 2. The decoder trusts the
+# string: runs that do not add up to height*width make its merge and IoU loops spin forever,
+# and a string ending inside a run makes it read past the end.
+
+# Most characters per run: 6 groups hold 30 bits, which pycocotools decodes without overflow
+# (a 7th group shifts past its 32-bit int). Enough for any run or difference below 2**29
+# pixels, i.e. any image under 536 million pixels.
+_MAX_RUN_CHARS = 6
+#: What can be wrong with a compressed RLE string (:func:`decode_rle_counts`' problem codes).
+RLE_PROBLEMS = {
+    "": "",
+    "empty": "compressed RLE 'counts' is empty",
+    "alphabet": "compressed RLE 'counts' has characters outside the RLE alphabet "
+                "(chr(48)..chr(111))",
+    "truncated": "compressed RLE 'counts' ends inside a run (the string is cut short)",
+    "long run": "compressed RLE 'counts' has a run of more than 6 characters, which "
+                "pycocotools cannot decode",
+}
+_PROBLEM_CODE = {k: i for i, k in enumerate(RLE_PROBLEMS)}
+# Characters decoded per numpy batch: bounds the temporary arrays (about 40 bytes a char).
+_DECODE_BATCH = 1 << 20
+
+
+def decode_rle_counts(strings: Sequence[str | bytes]) -> tuple[np.ndarray, np.ndarray,
+                                                               np.ndarray]:
+    """Run lengths of COCO compressed RLE strings as pycocotools decodes them, in bulk.
+
+    Args:
+        strings: ``counts`` strings (str or bytes) of compressed RLEs.
+
+    Returns:
+        ``(runs, offsets, problem)``. ``runs`` is uint32 (pycocotools stores run lengths as
+        32-bit unsigned, so a "negative" run is a huge one here too): string ``k``'s runs are
+        ``runs[offsets[k]:offsets[k + 1]]``, ``offsets`` being ``(len(strings) + 1,)`` int64.
+        ``problem`` is ``(len(strings),)`` uint8: 0 for a well-formed string, else the index
+        in :data:`RLE_PROBLEMS` of what is wrong with it; the runs of such a string mean
+        nothing.
+    """
+    n = len(strings)
+    problem = np.zeros(n, np.uint8)
+    parts, n_runs = [], np.zeros(n, np.int64)
+    for lo, hi, runs, per_str in _decoded_batches(strings, problem):
+        parts.append(runs)
+        n_runs[lo:hi] = per_str
+    offsets = np.zeros(n + 1, np.int64)
+    np.cumsum(n_runs, out=offsets[1:])
+    return (np.concatenate(parts) if parts else np.zeros(0, np.uint32)), offsets, problem
+
+
+def rle_pixel_totals(strings: Sequence[str | bytes]) -> tuple[np.ndarray, np.ndarray]:
+    """Pixels covered by each compressed RLE string (the sum of its runs), without masks.
+
+    Returns:
+        ``(totals, problem)``: ``(len(strings),)`` uint64 sums of the run lengths as
+        pycocotools decodes them, and the ``problem`` codes of :func:`decode_rle_counts`.
+        A string is safe to hand to pycocotools when its problem is 0 and its total is
+        height*width of its mask.
+    """
+    n = len(strings)
+    problem = np.zeros(n, np.uint8)
+    totals = np.zeros(n, np.uint64)
+    for lo, hi, runs, per_str in _decoded_batches(strings, problem):
+        has = np.flatnonzero(per_str)
+        if len(has):
+            first = np.cumsum(per_str) - per_str
+            totals[lo + has] = np.add.reduceat(runs, first[has], dtype=np.uint64)
+    return totals, problem
+
+
+def _decoded_batches(strings: Sequence[str | bytes], problem: np.ndarray):
+    """Yield ``(lo, hi, runs, runs_per_string)`` for consecutive batches of ``strings`` of about
+    :data:`_DECODE_BATCH` characters; fills ``problem`` in place."""
+    n = len(strings)
+    lengths = np.fromiter(map(len, strings), np.int64, count=n)
+    ends = np.cumsum(lengths)
+    lo = 0
+    while lo < n:
+        limit = (ends[lo - 1] if lo else 0) + _DECODE_BATCH
+        hi = max(int(np.searchsorted(ends, limit, side="right")), lo + 1)
+        runs, per_str = _decode_batch(strings[lo:hi], lengths[lo:hi], problem[lo:hi])
+        yield lo, hi, runs, per_str
+        lo = hi
+
+
+def _decode_batch(strings: Sequence[str | bytes], lengths: np.ndarray,
+                  problem: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Decode one batch: ``(runs uint32, runs per string)``; fills ``problem`` (a view) in
+    place. A few uint8 passes per character and a few passes per run: most runs are one
+    character, so longer runs are handled apart."""
+    n = len(strings)
+
+    def mark(which: np.ndarray, why: str) -> None:
+        """Record ``why`` for the strings ``which`` that have no problem yet."""
+        which = which[problem[which] == 0]
+        problem[which] = _PROBLEM_CODE[why]
+
+    try:
+        text = "".join(strings).encode("ascii")
+    except (TypeError, UnicodeEncodeError):
+        # bytes among them, or non-ASCII text (kept at one byte per character, outside the
+        # alphabet).
+        text = b"".join(s if isinstance(s, bytes) else s.encode("ascii") if s.isascii()
+                        else b"\x00" * len(s) for s in strings)
+    c = np.frombuffer(text, np.uint8) - np.uint8(48)   # chars below '0' wrap above 63
+    str_end = np.cumsum(lengths)
+    str_start = str_end - lengths
+    nonempty = lengths > 0
+    mark(np.flatnonzero(~nonempty), "empty")
+    if len(c) == 0:
+        return np.zeros(0, np.uint32), np.zeros(n, np.int64)
+    if (c > 63).any():
+        mark(np.unique(np.searchsorted(str_end, np.flatnonzero(c > 63), side="right")),
+             "alphabet")
+    last = str_end[nonempty] - 1
+    mark(np.flatnonzero(nonempty)[c[last] >= 32], "truncated")
+
+    # A run ends at a character without the 0x20 bit, and at every string's end (so that a
+    # truncated string, already marked, does not run into the next one).
+    run_end = c < 32
+    run_end[last] = True
+    end_char = c[run_end]
+    # One-character runs: 5 bits, 0x10 the sign; uint32 as pycocotools stores runs (a
+    # negative run wraps to a huge one).
+    x = end_char.astype(np.uint32)
+    x -= (x & 0x10) << 1
+    cont = np.flatnonzero(~run_end)        # the other characters of longer runs
+    # Every character before cont[i] is a run end or one of the i continuations before it.
+    per_str = lengths - (np.searchsorted(cont, str_end) - np.searchsorted(cont, str_start))
+    if len(cont):
+        # Longer runs: 5-bit groups, least significant first, from the run's first character.
+        is_first = np.empty(len(cont), bool)
+        is_first[0] = True
+        np.not_equal(cont[1:], cont[:-1] + 1, out=is_first[1:])   # after a run end
+        g0 = np.flatnonzero(is_first)
+        start = cont[g0]
+        multi = start - g0                 # run index (runs before = chars - continuations)
+        n_cont = np.diff(g0, append=len(cont))
+        long_run = n_cont >= _MAX_RUN_CHARS
+        if long_run.any():
+            mark(np.unique(np.searchsorted(str_end, start[long_run], side="right")),
+                 "long run")
+            n_cont = np.minimum(n_cont, _MAX_RUN_CHARS - 1)
+        value = (c[start] & 0x1f).astype(np.int64)
+        for k in range(1, int(n_cont.max()) + 1):
+            sel = np.flatnonzero(n_cont >= k) if k > 1 else slice(None)
+            group = (c[start[sel] + k] & 0x1f).astype(np.int64) << (5 * k)
+            if k > 1:
+                value[sel] += group
+            else:
+                value += group
+        sign = (c[start + n_cont] & 0x10) != 0
+        value[sign] -= np.int64(1) << (5 * (n_cont[sign] + 1))
+        x[multi] = value.astype(np.uint32)   # mod 2**32, as pycocotools stores it
+
+    # Differences: run j > 2 of a string is x[j] + run[j - 2], i.e. (mod 2**32, as pycocotools'
+    # uint32 runs) a running sum along its odd runs and along its even runs from run 2. One
+    # running sum per parity of the global run index; per string, subtract the sum before the
+    # string's chain and set run 0 back to x.
+    first = np.cumsum(per_str) - per_str
+    runs = np.empty_like(x)
+    odd_first = (first & 1).astype(bool)
+    for p in (0, 1):
+        total = np.cumsum(x[p::2], dtype=np.uint32)
+        same = odd_first == bool(p)        # the string's run 0 has global parity p
+        n_p = (per_str + same) // 2
+        # Chain base: the running sum just before the chain. For the parity of run 0 the chain
+        # starts at run 2, so run 0 is part of the base.
+        start_p = (first + ~same) // 2 + same
+        before = np.zeros(len(total) + 1, np.uint32)
+        before[1:] = total
+        runs[p::2] = total - np.repeat(before[np.minimum(start_p, len(total))], n_p)
+    has = per_str > 0
+    runs[first[has]] = x[first[has]]
+    return runs, per_str
+
+
+def _check_rle_pixels(rles: Sequence[dict], pixels: Sequence[int],
+                      where: Callable[[int], str]) -> None:
+    """Raise :class:`CocoFormatError` for the first RLE whose ``counts`` string is malformed
+    or does not add up to ``pixels`` (its height*width), naming it by ``where(index)``.
+
+    pycocotools trusts the string: its merge and IoU loops never end on runs that add up to
+    less or more than the mask (repro: a 10x10 image and ``"counts": "0b1"``, 50 pixels).
+    """
+    totals, problem = rle_pixel_totals([r["counts"] for r in rles])
+    bad = np.flatnonzero((problem != 0) | (totals != np.asarray(pixels, np.uint64)))
+    if not len(bad):
+        return
+    k = int(bad[0])
+    if problem[k]:
+        msg = list(RLE_PROBLEMS.values())[problem[k]]
+    elif (decode_rle_counts([rles[k]["counts"]])[0].view(np.int32) < 0).any():
+        msg = "compressed RLE 'counts' decode to a negative run length"
+    else:
+        msg = (f"compressed RLE 'counts' add up to {int(totals[k])} pixels, not "
+               f"height*width = {int(pixels[k])}")
+    raise CocoFormatError(f"{where(k)}: {msg}")
 
 
 def _load_json(source: Any, what: str) -> tuple[Any, str]:
@@ -86,7 +290,8 @@ def _segmentation_to_rle(seg: Any, h: int, w: int, where: str) -> dict:
 
     Accepts polygons (list of rings ``[x1, y1, x2, y2, ...]``, each with >= 3 points),
     uncompressed RLE (``counts`` a list of run lengths summing to h*w) and compressed RLE
-    (``counts`` a str/bytes). Raises :class:`CocoFormatError` naming ``where``.
+    (``counts`` a str/bytes; its string is checked later, for all masks at once, by
+    :func:`_check_rle_pixels`). Raises :class:`CocoFormatError` naming ``where``.
     """
     if isinstance(seg, dict):
         if "counts" not in seg or "size" not in seg:
@@ -101,11 +306,7 @@ def _segmentation_to_rle(seg: Any, h: int, w: int, where: str) -> dict:
                 f"{[h, w]} (height, width)")
         counts = seg["counts"]
         if isinstance(counts, (str, bytes)):
-            text = counts.decode("ascii", "replace") if isinstance(counts, bytes) else counts
-            if not _COMPRESSED_RLE.match(text):
-                raise CocoFormatError(f"{where}: compressed RLE 'counts' has characters outside "
-                                      "the RLE alphabet (chr(48)..chr(111))")
-            return {"size": [h, w], "counts": counts}
+            return {"size": [h, w], "counts": counts}  # checked in bulk: _check_rle_pixels
         if isinstance(counts, list):
             if not all(_is_int(c) and c >= 0 for c in counts):
                 raise CocoFormatError(f"{where}: uncompressed RLE 'counts' must be "
@@ -296,6 +497,9 @@ def load_ground_truth(source: Any) -> GroundTruth:
         ann_cat[i] = int(ann["category_id"])
         ann_crowd[i] = bool(crowd)
         rles.append(rle)
+    _check_rle_pixels(rles, [sizes[int(i)][0] * sizes[int(i)][1] for i in ann_img],
+                      lambda k: f"{name}: annotations[{k}] (id={ann_ids[k]}, "
+                                f"image_id={ann_img[k]})")
     if missing_area:
         ann_area[missing_area] = rle_area([rles[i] for i in missing_area])
 
@@ -357,7 +561,7 @@ def load_results(source: Any, gt: GroundTruth, *, on_unknown: str = "error") -> 
             continue
         h, w = hw
         if (type(seg) is dict and type(seg.get("counts")) is str and "size" in seg
-                and seg["size"] == [h, w] and _COMPRESSED_RLE.match(seg["counts"])):
+                and seg["size"] == [h, w]):
             rle = {"size": [h, w], "counts": seg["counts"]}  # fast path: the common case
         else:
             rle = _segmentation_to_rle(seg, h, w, f"{name}: entry {i} (image_id={img})")
@@ -366,6 +570,11 @@ def load_results(source: Any, gt: GroundTruth, *, on_unknown: str = "error") -> 
         cat_ids.append(int(cat))
         scores.append(float(score))
         rles.append(rle)
+    img_ids = np.array(img_ids, dtype=np.int64)
+    keep_idx = np.array(keep_idx, dtype=np.int64)
+    pixels = np.array([sizes[int(i)][0] * sizes[int(i)][1] for i in gt.image_ids], np.int64)
+    _check_rle_pixels(rles, pixels[np.searchsorted(gt.image_ids, img_ids)],
+                      lambda k: f"{name}: entry {keep_idx[k]} (image_id={img_ids[k]})")
     if unknown and on_unknown == "error":
         i, img, cat, bad_img = unknown[0]
         what = f"image_id {img} is not" if bad_img else f"category_id {cat} is not"
@@ -375,11 +584,11 @@ def load_results(source: Any, gt: GroundTruth, *, on_unknown: str = "error") -> 
             "use on_unknown='skip' / --skip-unknown to drop them)")
     return Results(
         source=name,
-        image_ids=np.array(img_ids, dtype=np.int64),
+        image_ids=img_ids,
         category_ids=np.array(cat_ids, dtype=np.int64),
         scores=np.array(scores, dtype=np.float64),
         rles=rles,
-        entry_index=np.array(keep_idx, dtype=np.int64),
+        entry_index=keep_idx,
         n_entries=len(data),
         n_skipped_unknown=len(unknown),
     )

@@ -58,7 +58,7 @@ from typing import Any, Dict, List, Sequence
 import numpy as np
 
 from analysis.coco_format import CocoFormatError, load_ground_truth, load_results
-from analysis.io import write_json_atomic
+from analysis.io import check_outputs, write_json_atomic
 
 __all__ = ["CLASSES", "CityscapesEvalError", "evaluate_cityscapes", "main"]
 
@@ -308,12 +308,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
     args = parser.parse_args(argv)
     try:
+        check_outputs([args.out], [args.gt_json, args.predictions])
         result = evaluate_cityscapes(args.gt_json, args.gtfine_dir, args.predictions,
                                      jobs=args.jobs)
-    except CityscapesEvalError as err:
-        print(f"error: {err}", file=sys.stderr)
+        write_json_atomic(args.out, result, indent=2)
+    except (CityscapesEvalError, ValueError, OSError) as err:
+        print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
         return 1
-    write_json_atomic(args.out, result, indent=2)
     print(json.dumps({"AP": round(result["AP"], 2) if math.isfinite(result["AP"]) else None,
                       "AP50": round(result["AP50"], 2) if math.isfinite(result["AP50"]) else None}))
     return 0

@@ -13,9 +13,10 @@ import math
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Iterable, Iterator, Optional
 
-__all__ = ["atomic_path", "read_json", "to_json_safe", "write_json_atomic", "write_text_atomic"]
+__all__ = ["atomic_path", "check_outputs", "read_json", "to_json_safe", "write_json_atomic",
+           "write_text_atomic"]
 
 
 @contextlib.contextmanager
@@ -29,7 +30,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    except OSError as e:
+        raise OSError(e.errno, f"cannot write {path}: {e.strerror}") from None
     os.close(fd)
     try:
         umask = os.umask(0)
@@ -37,9 +41,59 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
         os.chmod(tmp, 0o666 & ~umask)
         yield tmp
         os.replace(tmp, path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        if tmp in (e.filename, e.filename2):   # name what the user asked for, not the temp file
+            raise OSError(e.errno, f"cannot write {path}: {e.strerror}") from None
+        raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether ``a`` and ``b`` name one file: the same inode (hard and symbolic links
+    included) or, where either is missing, the same resolved path."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+def check_outputs(outputs: Iterable[Optional[str | os.PathLike]],
+                  inputs: Iterable[str | os.PathLike]) -> None:
+    """Refuse, before any work, output paths that would destroy an input or cannot be written.
+
+    ``None`` outputs (options not given) are skipped. Folders that do not exist yet are fine
+    (:func:`atomic_path` creates them) as long as their nearest existing ancestor is a
+    writable folder.
+
+    Raises:
+        ValueError: one line naming the output: it is one of ``inputs`` (through a symbolic
+            or hard link too), it is given twice, it is a folder, or its folder cannot be
+            created or written.
+    """
+    inputs = [Path(i) for i in inputs]
+    seen: list[Path] = []
+    for out in outputs:
+        if out is None:
+            continue
+        p = Path(out)
+        for i in inputs:
+            if _same_file(p, i):
+                raise ValueError(f"{out}: the output is the input {i}; refusing to overwrite it")
+        if any(_same_file(p, q) for q in seen):
+            raise ValueError(f"{out}: given as two outputs")
+        seen.append(p)
+        if p.is_dir():
+            raise ValueError(f"{out}: the output is a folder")
+        folder = Path(os.path.abspath(p)).parent
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        if not folder.is_dir():
+            raise ValueError(f"{out}: cannot write there: {folder} is not a folder")
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise ValueError(f"{out}: cannot write there: folder {folder} is not writable")
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:

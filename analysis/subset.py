@@ -14,7 +14,7 @@ import sys
 from typing import Any, Sequence
 
 from .coco_format import CocoFormatError, _load_json
-from .io import write_json_atomic
+from .io import check_outputs, write_json_atomic
 
 __all__ = ["restrict_to_images"]
 
@@ -57,11 +57,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("-o", "--out", required=True, help="where to write the restricted results")
     args = parser.parse_args(argv)
     try:
+        check_outputs([args.out], [args.predictions, args.subset])
         kept = restrict_to_images(args.predictions, args.subset)
-    except CocoFormatError as e:
-        print(f"error: {e}", file=sys.stderr)
+        write_json_atomic(args.out, kept)
+    except (ValueError, OSError) as e:   # CocoFormatError is a ValueError
+        print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
-    write_json_atomic(args.out, kept)
     print(f"{len(kept)} results on the subset's images -> {args.out}")
     return 0
 

@@ -29,7 +29,7 @@ from typing import Mapping, Optional, Sequence
 
 import numpy as np
 
-from analysis.io import atomic_path, write_json_atomic
+from analysis.io import atomic_path, check_outputs, write_json_atomic
 
 __all__ = [
     "FeatureFile",
@@ -242,6 +242,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ValueError(f"{len(args.files)} files but {len(labels)} --labels")
         if len(set(labels)) != len(labels):
             raise ValueError(f"--labels must be distinct, got {' '.join(labels)}")
+        check_outputs([args.figure, args.json], args.files)
         dumps = [load_features(f) for f in args.files]
         scores = {name: silhouette(d.features, d.labels) for name, d in zip(labels, dumps)}
         result = {

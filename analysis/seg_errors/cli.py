@@ -15,7 +15,7 @@ from analysis.coco_format import CocoFormatError
 from analysis.seg_errors.analyze import DEFAULT_IOU_THRESHOLD, analyze_errors
 from analysis.seg_errors.corrections import MODES
 from analysis.seg_errors.error_types import DEFAULT_TYPES
-from analysis.io import write_json_atomic
+from analysis.io import check_outputs, write_json_atomic
 from analysis.seg_errors.report import format_summary
 
 __all__ = ["build_parser", "main"]
@@ -30,7 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("gt", help="COCO ground-truth JSON (images, annotations, categories)")
     ap.add_argument("dt", help="COCO results JSON: list of {image_id, category_id, "
                                "segmentation (RLE or polygon), score}")
-    ap.add_argument("-o", "--output", help="write the results here (JSON, atomically)")
+    ap.add_argument("-o", "--output", help="write the results here (JSON, atomically; never "
+                                           "one of the inputs)")
     ap.add_argument("--types", nargs="+", default=list(DEFAULT_TYPES), metavar="TYPE",
                     help="error types to correct: fFP bFP FN and '+' combinations such as "
                          "fFP+bFP (default: fFP bFP FN)")
@@ -53,6 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command; returns the exit status (0 ok, 1 bad input, 2 bad usage)."""
     args = build_parser().parse_args(argv)
     try:
+        check_outputs([args.output], [args.gt, args.dt])
         result = analyze_errors(
             args.gt, args.dt, types=args.types, mode=args.mode,
             iou_threshold=args.iou_threshold, jobs=args.jobs,

@@ -20,7 +20,7 @@ import sys
 from typing import Mapping, Sequence
 
 from analysis.coco_eval import STAT_NAMES
-from analysis.io import atomic_path, read_json, write_text_atomic
+from analysis.io import atomic_path, check_outputs, read_json, write_text_atomic
 
 __all__ = ["format_summary", "load_runs", "delta_frame", "figure2", "table8", "main"]
 
@@ -173,6 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--stat", default="AP", choices=STAT_NAMES, help="stat of the figure")
     args = ap.parse_args(argv)
     try:
+        check_outputs([args.table, args.figure], args.results)
         runs = load_runs(args.results, args.labels)
         md = table8(runs)
         print(md)
@@ -183,7 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             with atomic_path(args.figure) as tmp:
                 fig.savefig(tmp, dpi=150)
     except (ValueError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
         return 1
     return 0
 

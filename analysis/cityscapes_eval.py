@@ -59,6 +59,7 @@ import numpy as np
 
 from analysis.coco_format import CocoFormatError, load_ground_truth, load_results
 from analysis.io import check_outputs, write_json_atomic
+from analysis.workers import cap_jobs
 
 __all__ = ["CLASSES", "CityscapesEvalError", "evaluate_cityscapes", "main"]
 
@@ -207,7 +208,8 @@ def evaluate_cityscapes(gt_json: Any, gtfine_dir: str | Path, predictions: Any, 
             ``<city>/*_gtFine_instanceIds.png``.
         predictions: results (path or parsed list): ``image_id``, ``category_id`` (the ground
             truth's ids), ``segmentation`` (RLE or polygons at the image size), ``score``.
-        jobs: worker processes for writing masks and matching (results do not depend on it).
+        jobs: worker processes for writing masks and matching (results do not depend on it),
+            at most one per usable CPU (:func:`analysis.workers.cap_jobs`).
 
     Returns:
         ``{"AP", "AP50"}`` x100 (means over classes with ground truth; ``nan`` if none has),
@@ -224,6 +226,7 @@ def evaluate_cityscapes(gt_json: Any, gtfine_dir: str | Path, predictions: Any, 
 
     if jobs < 1:
         raise CityscapesEvalError(f"jobs must be >= 1, got {jobs}")
+    jobs = cap_jobs(jobs)
     try:
         if isinstance(gt_json, (str, Path)):
             source = str(gt_json)
@@ -305,7 +308,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="gtFine split folder, e.g. datasets/cityscapes/gtFine/val")
     parser.add_argument("predictions", help="COCO-format results JSON")
     parser.add_argument("-o", "--out", required=True, help="output JSON (written atomically)")
-    parser.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="worker processes (default 1; capped at the number of CPUs this "
+                             "process may use)")
     args = parser.parse_args(argv)
     try:
         check_outputs([args.out], [args.gt_json, args.predictions])

@@ -310,3 +310,17 @@ def test_one_segm_evaluation_gives_the_stock_stats_and_the_per_class_ap(tree):
                             [np.nan if v == -1 else v * 100 for v in ev.stats])
     assert list(result.per_class) == [c["name"] for c in gt["categories"]]
     assert 0 < result.stats["AP"] < 100
+
+
+def test_jobs_are_capped_at_the_usable_cpus(tree, monkeypatch):
+    import analysis.cityscapes_eval as cityscapes_module
+    import analysis.workers as workers
+
+    def no_pool(*args, **kwargs):
+        raise AssertionError("a process pool was started")
+
+    gt, gtfine, gt_path = tree
+    monkeypatch.setattr(workers, "usable_cpus", lambda: 1)
+    monkeypatch.setattr(cityscapes_module, "ProcessPoolExecutor", no_pool)
+    assert evaluate_cityscapes(gt_path, gtfine, _perfect(gt), jobs=1000)["AP"] == \
+        pytest.approx(100.0)

@@ -12,7 +12,7 @@ import pytest
 
 from analysis.coco_eval import STAT_NAMES
 from analysis.seg_errors import analyze_errors, figure2, load_runs, table8
-from analysis.seg_errors.cli import main
+from analysis.seg_errors.cli import build_parser, main
 from analysis.seg_errors.report import delta_frame, main as report_main
 from analysis.seg_errors.synthetic import make_synthetic_coco
 
@@ -131,3 +131,30 @@ def test_report_rejects_other_json(tmp_path, capsys):
     assert "x.json: missing 'baseline'" in capsys.readouterr().err
     with pytest.raises(ValueError, match="2 labels for 1 results"):
         load_runs([str(p)], labels=["a", "b"])
+
+
+def test_jobs_are_capped_at_the_usable_cpus(seg_files, tmp_path, monkeypatch, capsys):
+    """Issue 15: ``--jobs 1000`` forked one worker per image."""
+    import analysis.seg_errors.analyze as analyze_module
+    import analysis.workers as workers
+
+    def no_pool(*args, **kwargs):
+        raise AssertionError("a process pool was started")
+
+    monkeypatch.setattr(workers, "usable_cpus", lambda: 1)
+    monkeypatch.setattr(analyze_module, "ProcessPoolExecutor", no_pool)
+    g, d = seg_files
+    out = tmp_path / "OUT.json"
+    assert main([str(g), str(d), "-o", str(out), "--jobs", "1000", "-q"]) == 0
+    assert json.loads(out.read_text())["settings"]["jobs"] == 1
+    assert "capped at the number of CPUs" in " ".join(build_parser().format_help().split())
+
+
+def test_usable_cpus_follows_the_affinity_mask(monkeypatch):
+    import analysis.workers as workers
+
+    monkeypatch.setattr(workers.os, "sched_getaffinity", lambda pid: {0, 3, 5}, raising=False)
+    assert workers.usable_cpus() == 3 and workers.cap_jobs(1000) == 3 and workers.cap_jobs(2) == 2
+    monkeypatch.delattr(workers.os, "sched_getaffinity")
+    monkeypatch.setattr(workers.os, "cpu_count", lambda: None)
+    assert workers.usable_cpus() == 1

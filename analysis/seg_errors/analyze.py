@@ -27,6 +27,7 @@ from analysis.coco_format import GroundTruth, Results, load_ground_truth, load_r
 from analysis.seg_errors.corrections import MODES, Chunk, ChunkResult, process_chunk
 from analysis.seg_errors.error_types import DEFAULT_TYPES, ErrorType, parse_error_types
 from analysis.seg_errors.fast_eval import EvalLayout
+from analysis.workers import cap_jobs
 
 __all__ = ["analyze_errors", "DEFAULT_IOU_THRESHOLD"]
 
@@ -124,7 +125,9 @@ def analyze_errors(gt: Any, dt: Any, *, types: Iterable[str | ErrorType] = DEFAU
             :mod:`analysis.seg_errors.corrections`).
         iou_threshold: minimum mask IoU for a prediction to match a ground truth (paper: 0.1).
         jobs: worker processes for the per-image work and the evaluations (1 = in this
-            process). On Linux they are forked and share the inputs without pickling.
+            process), at most one per usable CPU (:func:`analysis.workers.cap_jobs`; the
+            number used is ``settings["jobs"]``). On Linux they are forked and share the
+            inputs without pickling.
         on_unknown: ``"error"`` or ``"skip"`` for results with unknown image/category ids.
         exact: build every corrected mask with RLE operations instead of deriving corrected
             IoUs from pixel counts where that is exact (same numbers, slower; for checking).
@@ -144,13 +147,13 @@ def analyze_errors(gt: Any, dt: Any, *, types: Iterable[str | ErrorType] = DEFAU
     if int(jobs) < 1:
         raise ValueError(f"jobs must be >= 1, got {jobs!r}")
     error_types = parse_error_types(types)
+    jobs = cap_jobs(jobs)
     t0 = time.perf_counter()
     g = gt if isinstance(gt, GroundTruth) else load_ground_truth(gt)
     r = dt if isinstance(dt, Results) else load_results(dt, g, on_unknown=on_unknown)
     t_load = time.perf_counter()
 
     layout = EvalLayout(g, r)
-    jobs = int(jobs)
     n_chunks = 1 if jobs == 1 else jobs * _CHUNKS_PER_JOB
     chunks, gt_base = _make_chunks(g, r, layout, error_types, mode, float(iou_threshold),
                                    bool(exact), n_chunks)

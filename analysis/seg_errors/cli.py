@@ -42,7 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--iou-threshold", type=float, default=DEFAULT_IOU_THRESHOLD,
                     help="minimum mask IoU to match a prediction (default: 0.1, the paper's)")
     ap.add_argument("--jobs", "-j", type=int, default=1,
-                    help="worker processes for the per-image work (default: 1)")
+                    help="worker processes for the per-image work (default: 1; capped at "
+                         "the number of CPUs this process may use)")
     ap.add_argument("--skip-unknown", action="store_true",
                     help="skip (and count) predictions whose image_id/category_id is not in "
                          "the ground truth instead of failing")

@@ -1,6 +1,7 @@
 """What the paper measures about trained models, read from files only.
 
-- :mod:`analysis.coco_format`: loading and validating COCO-format ground truth and results.
+- :mod:`analysis.coco_format`: loading and validating COCO-format ground truth and results
+  (:mod:`analysis.rle`: RLE areas and compressed strings decoded without masks).
 - :mod:`analysis.coco_eval`: the shared COCO segm evaluation, stats and per-class AP
   (:func:`analysis.coco_eval.evaluate_segm`), and box AP.
 - :mod:`analysis.seg_errors`: the segmentation error analysis of paper Section 3

@@ -1,5 +1,6 @@
-"""COCO-format loading (analysis.coco_format): compressed RLE strings decoded without masks, and
-the bad strings that would make pycocotools hang or read past the end refused with one line."""
+"""Compressed RLE strings decoded without masks (analysis.rle), and COCO-format loading
+(analysis.coco_format) refusing, with one line, the strings that would make pycocotools hang or
+read past the end."""
 
 from __future__ import annotations
 
@@ -12,9 +13,9 @@ import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
 
-import analysis.coco_format as coco_format
-from analysis.coco_format import (RLE_PROBLEMS, CocoFormatError, decode_rle_counts,
-                                  load_ground_truth, load_results, rle_pixel_totals)
+import analysis.rle as rle_module
+from analysis.coco_format import CocoFormatError, load_ground_truth, load_results
+from analysis.rle import RLE_PROBLEMS, decode_rle_counts, rle_pixel_totals
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROBLEM = {name: code for code, name in enumerate(RLE_PROBLEMS)}
@@ -44,7 +45,7 @@ def _masks() -> list[np.ndarray]:
 
 @pytest.mark.parametrize("batch", [1 << 20, 64, 1])
 def test_decode_rle_counts_matches_pycocotools_masks(monkeypatch, batch):
-    monkeypatch.setattr(coco_format, "_DECODE_BATCH", batch)   # batch edges too
+    monkeypatch.setattr(rle_module, "_DECODE_BATCH", batch)   # batch edges too
     masks = _masks()
     rles = [mask_utils.encode(np.asfortranarray(m.astype(np.uint8))) for m in masks]
     strings = [r["counts"] if k % 2 else r["counts"].decode() for k, r in enumerate(rles)]

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from analysis.coco_format import rle_area
+from analysis.rle import rle_area
 from analysis.seg_errors.error_types import BASE_ERRORS, ErrorType, PixelCounts, Target
 
 __all__ = ["MODES", "Chunk", "ChunkResult", "process_chunk"]

@@ -148,3 +148,40 @@ def test_rle_that_hung_pycocotools_fails_fast(tmp_path, command):
         assert done.stderr.startswith("error: ") and done.stderr.count("\n") == 1
     assert _snapshot(g, d) == before
     assert sorted(os.listdir(tmp_path)) == ["dt.json", "gt.json"]
+
+
+def _reference_runs(s: str) -> list[int] | None:
+    """pycocotools' rleFrString read character by character (uint32 runs); None where our
+    decoder must report a problem (ends inside a run, or a run over 6 characters)."""
+    runs, p = [], 0
+    while p < len(s):
+        x = k = 0
+        more = True
+        while more:
+            if p == len(s) or k == 6:
+                return None
+            c = ord(s[p]) - 48
+            x |= (c & 0x1f) << 5 * k
+            more = bool(c & 0x20)
+            p += 1
+            k += 1
+            if not more and c & 0x10:
+                x |= -1 << 5 * k
+        if len(runs) > 2:
+            x += runs[-2]
+        runs.append(x % 2**32)
+    return runs
+
+
+def test_decoder_agrees_with_pycocotools_semantics_on_random_strings(monkeypatch):
+    monkeypatch.setattr(rle_module, "_DECODE_BATCH", 500)
+    rng = np.random.default_rng(1)
+    alphabet = np.array([chr(48 + c) for c in range(64)])
+    strings = ["".join(rng.choice(alphabet, rng.integers(1, 40))) for _ in range(3000)]
+    runs, offsets, problem = decode_rle_counts(strings)
+    for k, s in enumerate(strings):
+        want = _reference_runs(s)
+        if want is None:
+            assert problem[k] in (PROBLEM["truncated"], PROBLEM["long run"]), s
+        else:
+            assert problem[k] == 0 and runs[offsets[k]:offsets[k + 1]].tolist() == want, s

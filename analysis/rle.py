@@ -39,8 +39,8 @@ def rle_area(rles: Sequence[dict]) -> np.ndarray:
 # and a string ending inside a run makes it read past the end.
 
 # Most characters per run: 6 groups hold 30 bits, which pycocotools decodes without overflow
-# (a 7th group shifts past its 32-bit int). Enough for any run or difference below 2**29
-# pixels, i.e. any image under 536 million pixels.
+# (a 7th group is shifted by 30 bits inside a 32-bit int, and its sign by 35). Enough for any
+# run or difference below 2**29 pixels, i.e. any image under 536 million pixels.
 _MAX_RUN_CHARS = 6
 #: What can be wrong with a compressed RLE string (:func:`decode_rle_counts`' problem codes).
 RLE_PROBLEMS = {
@@ -49,8 +49,8 @@ RLE_PROBLEMS = {
     "alphabet": "compressed RLE 'counts' has characters outside the RLE alphabet "
                 "(chr(48)..chr(111))",
     "truncated": "compressed RLE 'counts' ends inside a run (the string is cut short)",
-    "long run": "compressed RLE 'counts' has a run of more than 6 characters, which "
-                "pycocotools cannot decode",
+    "long run": "compressed RLE 'counts' has a run of more than 6 characters (2**29 pixels "
+                "or more), beyond what pycocotools decodes reliably",
 }
 _PROBLEM_CODE = {k: i for i, k in enumerate(RLE_PROBLEMS)}
 # Characters decoded per numpy batch: bounds the temporary arrays (about 40 bytes a char).

@@ -12,7 +12,7 @@ allow_failed_imports=False)``) registers in mmdet's registries:
 
 from .coco_results import CocoResultsWriter, instances_to_coco
 from .contrast import CONTRAST_DEFAULTS, build_contrast_loss
-from .cost_hook import COST_FILE, TrainingCostHook
+from .cost import COST_FILE, TrainingCostHook
 from .metrics_hook import METRICS_FILE, TrainMetricsHook
 from .refine_roi_head import RefineRoIHead
 from .refinemask_head import RefineMaskHead

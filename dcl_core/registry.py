@@ -22,10 +22,15 @@ from torch import nn
 from .loss import DenseContrastiveLoss
 from .settings import DCLSettings
 
-__all__ = ["LOSSES", "NO_LOSS", "LossEntry", "build_loss", "format_loss_option", "loss_settings",
+__all__ = ["LOSSES", "LOSS_OPTION_HELP", "NO_LOSS", "LossEntry", "build_loss", "format_loss_option", "loss_settings",
            "parse_loss_option"]
 
 NO_LOSS = "none"
+# The CLIs' help for --loss (argparse, nargs="+", metavar "NAME|KEY=VALUE").
+LOSS_OPTION_HELP = (
+    "the pixel-contrastive loss and its settings, e.g. '--loss dcl loss_weight=1.2 "
+    "temperature=0.07 num_samples=32', or '--loss none' (the baseline); written into the config "
+    "after the config file and before the overrides. Takes every word up to the next flag")
 
 
 @dataclass(frozen=True)

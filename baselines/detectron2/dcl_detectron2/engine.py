@@ -17,6 +17,7 @@ from detectron2.solver.build import get_default_optimizer_params, maybe_add_grad
 from detectron2.utils.events import CommonMetricPrinter, JSONWriter, TensorboardXWriter
 
 from dcl_core import parse_loss_option
+from dcl_core.registry import LOSS_OPTION_HELP
 
 from . import add_project_config
 from .coco_results import CocoResultsWriter
@@ -80,12 +81,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
     and ``--loss NAME [KEY=VALUE ...]`` (dcl_core's neutral loss option). Returns ``parser``."""
     parser.add_argument("--dataset", action="append", default=[], metavar="NAME=JSON:IMAGE_ROOT",
                         help="register a COCO-format dataset (repeatable)")
-    parser.add_argument("--loss", nargs="+", metavar="NAME|KEY=VALUE",
-                        help="the pixel-contrastive loss and its settings, e.g. "
-                             "'--loss dcl loss_weight=1.2 temperature=0.07 num_samples=32', or "
-                             "'--loss none' (the baseline); written into the config after "
-                             "--config-file and before the KEY VALUE overrides. Takes every "
-                             "word up to the next flag")
+    parser.add_argument("--loss", nargs="+", metavar="NAME|KEY=VALUE", help=LOSS_OPTION_HELP)
     return parser
 
 

@@ -40,7 +40,7 @@ def parse_args(argv=None):
                         help="continue from the last checkpoint in --work-dir")
     parser.add_argument("--cfg-options", nargs="+", action=DictAction, metavar="KEY=VALUE",
                         help="override config keys, e.g. "
-                             "model.roi_head.mask_head.loss_contrast.loss_weight=1.0")
+                             "train_cfg.max_iters=400")
     parser.add_argument("--loss", nargs="+", metavar="NAME|KEY=VALUE", help=LOSS_OPTION_HELP)
     parser.add_argument("--launcher", choices=["none", "pytorch", "slurm", "mpi"], default="none")
     return parser.parse_args(argv)

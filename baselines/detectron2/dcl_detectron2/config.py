@@ -109,12 +109,12 @@ def apply_loss_settings(cfg: CN, settings: Optional[DCLSettings]) -> CN:
             cfg.MODEL.ROI_HEADS.NAME = "ContrastRoIHeads"
             cfg.MODEL.ROI_MASK_HEAD.NAME = "ContrastConvUpsampleHead"
     else:
-        raise ValueError(f"--loss: MODEL.META_ARCHITECTURE {arch!r} has no pixel-contrastive "
-                         "loss (GeneralizedRCNN or SparseInst)")
+        raise ValueError(f"MODEL.META_ARCHITECTURE {arch!r} has no pixel-contrastive loss "
+                         "(GeneralizedRCNN or SparseInst)")
     if settings is None:
         node.LOSS_WEIGHT = 0.0
     elif isinstance(settings, DCLSettings):
         _write(node, settings)
     else:
-        raise ValueError(f"--loss {settings.name}: not wired for detectron2")
+        raise ValueError(f"{settings.name}: not wired for detectron2")
     return cfg

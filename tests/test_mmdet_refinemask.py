@@ -315,7 +315,8 @@ def test_install_script_patches_exactly_the_expected_setup(tmp_path):
 
 # ---------------------------------------------------------------- scripts, end to end
 def run_script(*args, timeout=600):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(MMDET_DIR)}
+    # This checkout's dcl_core too, whichever copy the environment has installed.
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(map(str, (MMDET_DIR, REPO)))}
     return subprocess.run([sys.executable, *map(str, args)], capture_output=True, text=True,
                           env=env, cwd=REPO, timeout=timeout)
 

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from analysis.io import write_json_atomic
-from dcl_core import DenseContrastiveLoss
+from dcl_core import DCLSettings, DenseContrastiveLoss
 
 
 def loop_loss(module: DenseContrastiveLoss, features: torch.Tensor, masks: torch.Tensor,
@@ -149,7 +149,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=3, help="untimed runs first")
     parser.add_argument("--channels", type=int, default=256)
     parser.add_argument("--size", type=int, default=28, help="H = W of the RoI map")
-    parser.add_argument("--num-samples", type=int, default=32, help="K")
+    parser.add_argument("--num-samples", type=int, default=DCLSettings().num_samples,
+                        help="K (default: %(default)s, dcl_core's)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--out", default=None, help="JSON output path")
     args = parser.parse_args(argv)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-import numbers
 from typing import Optional
 
 import torch
@@ -11,20 +9,12 @@ from torch import nn
 
 from .infonce import info_nce
 from .sampling import _check_count, sample_pixels
+from .settings import ROI_SELECTIONS, DCLSettings
 
 __all__ = ["DenseContrastiveLoss", "ROI_SELECTIONS", "ROI_REDUCTIONS"]
 
-ROI_SELECTIONS = ("first", "random")
 ROI_REDUCTIONS = ("mean", "sum")
-
-
-def _check_real(name: str, value, *, positive: bool) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    if not math.isfinite(value) or (positive and value <= 0):
-        bound = "finite and > 0" if positive else "finite"
-        raise ValueError(f"{name} must be {bound}, got {value}")
-    return float(value)
+_DEFAULT = DCLSettings()
 
 
 class DenseContrastiveLoss(nn.Module):
@@ -35,10 +25,11 @@ class DenseContrastiveLoss(nn.Module):
     project them (learnable similarity, Eq. 5); InfoNCE per RoI (:func:`dcl_core.info_nce`);
     reduce over the valid RoIs; multiply by ``loss_weight``.
 
-    Defaults follow the authors' code: K = 32, tau = 0.07, projection on, the FIRST 100 RoIs,
-    mean over the K x K pairs of a RoI and mean over valid RoIs. The paper's sums (Eq. 3 over
-    pairs, Eq. 4 over RoIs) are available as ``pair_reduction="sum"`` and
-    ``roi_reduction="sum"``.
+    Defaults follow the authors' code and are :class:`dcl_core.DCLSettings`'s (lambda 1.2,
+    K = 32, tau = 0.07, projection on, the FIRST 100 RoIs), with the mean over the K x K pairs
+    of a RoI and the mean over valid RoIs. The paper's sums (Eq. 3 over pairs, Eq. 4 over
+    RoIs) are available as ``pair_reduction="sum"`` and ``roi_reduction="sum"``. Adapters build
+    the module with :meth:`from_settings`.
 
     RoI cap: like the authors, who cap the foreground RoIs of the batch, the cap is applied to
     the RoIs passed in BEFORE the validity test, so fewer than ``max_rois`` RoIs may count.
@@ -54,12 +45,12 @@ class DenseContrastiveLoss(nn.Module):
 
     Args:
         channels: C, channels of the RoI features (Mask R-CNN: 256).
-        num_samples: K, anchors = positives = negatives per RoI (default 32).
-        temperature: tau > 0 (default 0.07).
-        loss_weight: lambda (default 1.0; the authors use 1.2 Cityscapes/ImageNet,
-            1.6 Cityscapes/COCO, 0.1 COCO).
+        num_samples: K, anchors = positives = negatives per RoI.
+        temperature: tau > 0.
+        loss_weight: lambda (the authors use 1.2 Cityscapes/ImageNet, 1.6 Cityscapes/COCO,
+            0.1 COCO).
         with_projection: use the learnable similarity (Eq. 5); False = plain cosine similarity.
-        max_rois: at most this many RoIs take part per call (None = no cap; default 100).
+        max_rois: at most this many RoIs take part per call (None = no cap).
         roi_selection: ``"first"`` (authors) or ``"random"`` (uniform subset, without
             replacement, drawn with the forward's ``generator``) when the cap applies.
         pair_reduction: ``"mean"`` (authors) or ``"sum"`` (Eq. 3) over the A x P pairs of a RoI.
@@ -80,38 +71,40 @@ class DenseContrastiveLoss(nn.Module):
     def __init__(
         self,
         channels: int,
-        num_samples: int = 32,
-        temperature: float = 0.07,
-        loss_weight: float = 1.0,
-        with_projection: bool = True,
-        max_rois: Optional[int] = 100,
+        num_samples: int = _DEFAULT.num_samples,
+        temperature: float = _DEFAULT.temperature,
+        loss_weight: float = _DEFAULT.loss_weight,
+        with_projection: bool = _DEFAULT.with_projection,
+        max_rois: Optional[int] = _DEFAULT.max_rois,
         *,
-        roi_selection: str = "first",
+        roi_selection: str = _DEFAULT.roi_selection,
         pair_reduction: str = "mean",
         roi_reduction: str = "mean",
-        num_anchors: Optional[int] = None,
-        num_positives: Optional[int] = None,
-        num_negatives: Optional[int] = None,
+        num_anchors: Optional[int] = _DEFAULT.num_anchors,
+        num_positives: Optional[int] = _DEFAULT.num_positives,
+        num_negatives: Optional[int] = _DEFAULT.num_negatives,
     ) -> None:
         super().__init__()
         self.channels = _check_count("channels", channels)
-        self.num_samples = _check_count("num_samples", num_samples)
-        self.temperature = _check_real("temperature", temperature, positive=True)
-        self.loss_weight = _check_real("loss_weight", loss_weight, positive=False)
-        self.max_rois = None if max_rois is None else _check_count("max_rois", max_rois)
-        if roi_selection not in ROI_SELECTIONS:
-            raise ValueError(f"roi_selection must be one of {ROI_SELECTIONS}, got {roi_selection!r}")
+        # The settings check every value (one home for the rules); the module keeps its own
+        # attributes, with |A|, |P|, |N| resolved to K.
+        settings = DCLSettings(
+            loss_weight=loss_weight, temperature=temperature, num_samples=num_samples,
+            with_projection=with_projection, max_rois=max_rois, roi_selection=roi_selection,
+            num_anchors=num_anchors, num_positives=num_positives, num_negatives=num_negatives)
         if pair_reduction not in ("mean", "sum"):
             raise ValueError(f"pair_reduction must be 'mean' or 'sum', got {pair_reduction!r}")
         if roi_reduction not in ROI_REDUCTIONS:
             raise ValueError(f"roi_reduction must be one of {ROI_REDUCTIONS}, got {roi_reduction!r}")
-        self.roi_selection = roi_selection
+        self.num_samples = settings.num_samples
+        self.temperature = settings.temperature
+        self.loss_weight = settings.loss_weight
+        self.max_rois = settings.max_rois
+        self.roi_selection = settings.roi_selection
         self.pair_reduction = pair_reduction
         self.roi_reduction = roi_reduction
-        self.num_anchors = self._optional_count("num_anchors", num_anchors)
-        self.num_positives = self._optional_count("num_positives", num_positives)
-        self.num_negatives = self._optional_count("num_negatives", num_negatives)
-        self.with_projection = bool(with_projection)
+        self.num_anchors, self.num_positives, self.num_negatives = settings.counts
+        self.with_projection = settings.with_projection
         if self.with_projection:
             c = self.channels
             self.projection: Optional[nn.Sequential] = nn.Sequential(
@@ -122,8 +115,22 @@ class DenseContrastiveLoss(nn.Module):
         self.last_num_rois: int = 0
         self.last_num_valid: torch.Tensor = torch.zeros((), dtype=torch.int64)
 
-    def _optional_count(self, name: str, value: Optional[int]) -> int:
-        return self.num_samples if value is None else _check_count(name, value)
+    @classmethod
+    def from_settings(cls, settings: DCLSettings, channels: int, **options) -> "DenseContrastiveLoss":
+        """The module for ``channels``-channel RoI features with ``settings``.
+
+        ``options``: the constructor's keyword-only reduction options (``pair_reduction``,
+        ``roi_reduction``), which are no settings of the adapters.
+
+        Raises:
+            TypeError: ``settings`` is not a :class:`dcl_core.DCLSettings`.
+        """
+        if not isinstance(settings, DCLSettings):
+            raise TypeError(f"settings must be DCLSettings, got {type(settings).__name__}")
+        s = settings
+        return cls(channels, s.num_samples, s.temperature, s.loss_weight, s.with_projection,
+                   s.max_rois, roi_selection=s.roi_selection, num_anchors=s.num_anchors,
+                   num_positives=s.num_positives, num_negatives=s.num_negatives, **options)
 
     def extra_repr(self) -> str:
         return (

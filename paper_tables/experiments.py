@@ -16,22 +16,25 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional
 
+from dcl_core import DCLSettings
+
 __all__ = [
-    "DCL_DEFAULTS",
     "ROW_STATUS",
     "ConfigError",
     "Plan",
     "Row",
     "expand",
-    "framework_overrides",
+    "run_loss",
     "variant_name",
     "variant_settings",
 ]
 
-# The paper's defaults (Sec. 5.1): lambda 1.2, tau 0.07, K 32, learnable similarity.
-DCL_DEFAULTS = {"loss_weight": 1.2, "temperature": 0.07, "num_samples": 32, "with_projection": True}
-VARIANT_KEYS = ("dcl", "loss_weight", "temperature", "num_samples", "with_projection",
-                "num_anchors", "num_positives", "num_negatives")
+# A row's loss keys besides `dcl`: dcl_core's settings that the matrix varies.
+LOSS_KEYS = ("loss_weight", "temperature", "num_samples", "with_projection",
+             "num_anchors", "num_positives", "num_negatives")
+VARIANT_KEYS = ("dcl",) + LOSS_KEYS
+# Filled in on every DCL row's settings (so the tables can label them): dcl_core's defaults.
+SHOWN_KEYS = ("loss_weight", "temperature", "num_samples", "with_projection")
 ROW_STATUS = {
     "run": "measured by a run of this scale",
     "not_at_scale": "not run at this scale (fewer sweep points than the paper)",
@@ -45,77 +48,37 @@ class ConfigError(ValueError):
 
 
 def variant_settings(row: Mapping[str, Any]) -> dict:
-    """A row's loss settings with the paper's defaults filled in (``{"dcl": False}`` if off)."""
+    """A row's loss settings with dcl_core's defaults filled in (``{"dcl": False}`` if off).
+
+    Raises:
+        ConfigError: loss settings on a ``dcl: false`` row, or a setting dcl_core refuses.
+    """
     v = {k: row[k] for k in VARIANT_KEYS if k in row}
     if not v.get("dcl", False):
         extra = sorted(set(v) - {"dcl"})
         if extra:
             raise ConfigError(f"a row with dcl: false sets loss settings {extra}")
         return {"dcl": False}
-    return {**DCL_DEFAULTS, **v}
+    try:
+        defaults = DCLSettings.from_mapping({k: v[k] for k in LOSS_KEYS if k in v})
+    except (TypeError, ValueError) as e:
+        raise ConfigError(str(e)) from None
+    return {**{k: getattr(defaults, k) for k in SHOWN_KEYS}, **v}
+
+
+def run_loss(v: Mapping[str, Any]) -> Optional[DCLSettings]:
+    """The neutral loss settings of a run's variant (None: the baseline), what the training
+    CLIs' ``--loss`` option takes (``dcl_core.format_loss_option``)."""
+    if not v["dcl"]:
+        return None
+    return DCLSettings.from_mapping({k: v[k] for k in LOSS_KEYS if k in v})
 
 
 def variant_name(v: Mapping[str, Any]) -> str:
-    """``baseline``, or e.g. ``dcl_w1.2_t0.07_k32``, plus ``_noproj`` without learnable
-    similarity and ``_a16_p16_n64`` style suffixes for counts that differ from K."""
-    if not v["dcl"]:
-        return "baseline"
-    name = f"dcl_w{v['loss_weight']:g}_t{v['temperature']:g}_k{v['num_samples']}"
-    if not v["with_projection"]:
-        name += "_noproj"
-    counts = [(k[4], v.get(k)) for k in ("num_anchors", "num_positives", "num_negatives")]
-    if any(n is not None and n != v["num_samples"] for _, n in counts):
-        name += "_" + "_".join(f"{letter}{n or v['num_samples']}" for letter, n in counts)
-    return name
-
-
-def framework_overrides(model: Mapping[str, Any], v: Mapping[str, Any]) -> list[str]:
-    """The framework-config overrides that give a run its variant, as strings.
-
-    detectron2 Mask R-CNN (any backbone): ``KEY VALUE`` pairs selecting the contrast heads and
-    ``MODEL.ROI_MASK_HEAD.CONTRAST_LOSS.*``; the baseline sets ``LOSS_WEIGHT 0`` so even a
-    config with the contrast heads builds no loss. detectron2 SparseInst:
-    ``MODEL.SPARSE_INST.CONTRAST_LOSS.*``. mmdetection RefineMask: ``key=value`` items for
-    ``--cfg-options`` on ``model.roi_head.mask_head.loss_contrast`` (loss_weight 0 = baseline).
-
-    Raises:
-        ConfigError: an unknown framework/arch pair.
-    """
-    framework, arch = model["framework"], model.get("arch", "mask_rcnn")
-    counts = {k: v.get(k) or 0 for k in ("num_anchors", "num_positives", "num_negatives")}
-    if framework == "detectron2" and arch in ("mask_rcnn", "sparseinst"):
-        node = ("MODEL.ROI_MASK_HEAD.CONTRAST_LOSS." if arch == "mask_rcnn"
-                else "MODEL.SPARSE_INST.CONTRAST_LOSS.")
-        if not v["dcl"]:
-            return [node + "LOSS_WEIGHT", "0.0"]
-        out = []
-        if arch == "mask_rcnn":
-            out += ["MODEL.ROI_HEADS.NAME", "ContrastRoIHeads",
-                    "MODEL.ROI_MASK_HEAD.NAME", "ContrastConvUpsampleHead"]
-        # yacs refuses an int where the default is a float: `loss_weight: 1` must reach it as 1.0.
-        out += [node + "LOSS_WEIGHT", repr(float(v["loss_weight"])),
-                node + "TEMPERATURE", repr(float(v["temperature"])),
-                node + "NUM_SAMPLES", str(v["num_samples"]),
-                node + "WITH_PROJ", str(bool(v["with_projection"]))]
-        if arch == "mask_rcnn":
-            for k, n in counts.items():
-                out += [node + k.upper(), str(n)]
-        elif any(counts.values()):
-            raise ConfigError("unequal |A|, |P|, |N| are wired for Mask R-CNN only")
-        return out
-    if framework == "mmdet" and arch == "refinemask":
-        key = "model.roi_head.mask_head.loss_contrast"
-        if not v["dcl"]:
-            return [f"{key}.loss_weight=0.0"]
-        out = [f"{key}.loss_weight={float(v['loss_weight'])!r}",
-               f"{key}.temperature={float(v['temperature'])!r}",
-               f"{key}.num_samples={v['num_samples']}",
-               f"{key}.with_projection={bool(v['with_projection'])}"]
-        for k, n in counts.items():
-            if n:
-                out.append(f"{key}.{k}={n}")
-        return out
-    raise ConfigError(f"no DCL wiring for framework {framework!r} with arch {arch!r}")
+    """``baseline``, or dcl_core's name of the settings (``DCLSettings.variant_name``), e.g.
+    ``dcl_w1.2_t0.07_k32``."""
+    settings = run_loss(v)
+    return "baseline" if settings is None else settings.variant_name()
 
 
 @dataclass(frozen=True)
@@ -147,7 +110,7 @@ class Plan:
     scale: str
     tables: dict[str, list[Row]]
     models: dict[str, dict]               # concrete model name -> its preset entry
-    runs: dict[str, dict]                 # run -> variant settings
+    runs: dict[str, dict]                 # run -> variant settings (run_loss: neutral)
 
     def evaluations(self) -> list[tuple[str, str]]:
         """Unique (run, split) pairs that some row scores."""
@@ -166,8 +129,9 @@ def expand(config: Mapping[str, Any], scale: Optional[str] = None) -> Plan:
 
     Raises:
         ConfigError: unknown scale, a row without a dataset or model role, a role mapped to an
-            unknown dataset, a model name shared by two different model entries, or a variant
-            the model's framework cannot express.
+            unknown dataset, a model name shared by two different model entries, or loss
+            settings dcl_core refuses. (Whether a framework can express a variant is its
+            adapter's to say, when the run starts.)
     """
     scale = scale or config["scale"]
     presets = config["presets"]
@@ -219,10 +183,6 @@ def expand(config: Mapping[str, Any], scale: Optional[str] = None) -> Plan:
                     dataset if status == "run" else None,
                     model["name"] if status == "run" else None, status)
             if r.run:
-                try:
-                    framework_overrides(model, v)
-                except ConfigError as e:
-                    raise ConfigError(f"{where}: {e}") from None
                 runs[r.run] = v
             rows.append(r)
         tables[table] = rows

@@ -221,7 +221,7 @@ def test_module_matches_reference(with_projection, roi_reduction, pair_reduction
 
 def test_module_per_roi_values_equal_eq3_loop():
     # Tie the module to the plain-Python Eq. 3 loop as well (no projection: cosine similarity).
-    module = build(num_samples=3, with_projection=False, roi_reduction="sum")
+    module = build(num_samples=3, with_projection=False, roi_reduction="sum", loss_weight=1.0)
     features, masks = make_inputs(r=3, seed=4)
     masks[0] = masks[1]  # make every RoI valid with high probability
     got = module(features, masks, generator=torch.Generator().manual_seed(5))
@@ -375,7 +375,7 @@ def test_stable_with_small_tau_and_huge_features():
 def test_default_hyperparameters_follow_authors():
     module = DenseContrastiveLoss(256)
     assert (module.num_samples, module.temperature, module.loss_weight, module.max_rois) == (
-        32, 0.07, 1.0, 100)
+        32, 0.07, 1.2, 100)
     assert module.with_projection and module.roi_selection == "first"
     assert module.pair_reduction == "mean" and module.roi_reduction == "mean"
     assert module.projection[0].kernel_size == (1, 1)

@@ -12,8 +12,10 @@ from detectron2.modeling import build_model  # noqa: E402
 from detectron2.structures import BitMasks, Boxes, Instances  # noqa: E402
 
 import dcl_detectron2  # noqa: E402,F401  (registers the heads)
-from dcl_core import DenseContrastiveLoss  # noqa: E402
+from dcl_core import DCLSettings, DenseContrastiveLoss, parse_loss_option  # noqa: E402
 from dcl_detectron2 import add_dcl_config  # noqa: E402
+from dcl_detectron2.config import (apply_loss_settings, contrast_loss_node,  # noqa: E402
+                                   settings_from_node)
 from dcl_detectron2.mask_head import ContrastConvUpsampleHead, gt_masks_at  # noqa: E402
 from detectron2_inputs import batch, project_cfg, train_step  # noqa: E402
 
@@ -34,6 +36,61 @@ def test_add_dcl_config_defaults_are_the_authors():
     node = cfg.MODEL.ROI_MASK_HEAD.CONTRAST_LOSS
     assert (node.LOSS_WEIGHT, node.NUM_SAMPLES, node.TEMPERATURE) == (1.2, 32, 0.07)
     assert node.WITH_PROJ is True and node.MAX_INSTANCES == 100 and node.ROI_SELECTION == "first"
+
+
+def test_the_loss_option_writes_the_authors_keys():
+    """--loss in neutral words gives the config the authors' keys would (lambda a float)."""
+    authors = make_cfg(*DCL, "MODEL.ROI_MASK_HEAD.CONTRAST_LOSS.LOSS_WEIGHT", "1.0",
+                       "MODEL.ROI_MASK_HEAD.CONTRAST_LOSS.NUM_NEGATIVES", "64")
+    neutral = apply_loss_settings(make_cfg(), parse_loss_option(
+        ["dcl", "loss_weight=1", "num_negatives=64"]))
+    assert neutral.dump() == authors.dump()
+    node = neutral.MODEL.ROI_MASK_HEAD.CONTRAST_LOSS
+    assert type(node.LOSS_WEIGHT) is float and settings_from_node(node) == DCLSettings(
+        loss_weight=1.0, num_negatives=64)
+    # The baseline only zeroes lambda, so even a config with the contrast heads builds no loss.
+    base = apply_loss_settings(make_cfg(*DCL), None)
+    assert base.dump() == make_cfg(*DCL, "MODEL.ROI_MASK_HEAD.CONTRAST_LOSS.LOSS_WEIGHT",
+                                   "0.0").dump()
+    with pytest.raises(ValueError, match="max_rois=None"):
+        apply_loss_settings(make_cfg(), DCLSettings(max_rois=None))
+    other = make_cfg("MODEL.META_ARCHITECTURE", "RetinaNet")
+    with pytest.raises(ValueError, match="RetinaNet"):
+        apply_loss_settings(other, DCLSettings())
+
+
+def test_the_loss_option_reaches_sparseinsts_node():
+    sparse = CONFIGS / "embedded" / "sparseinst_R_18.yaml"
+    keys = "MODEL.SPARSE_INST.CONTRAST_LOSS."
+    neutral = apply_loss_settings(make_cfg(config=sparse), DCLSettings(loss_weight=0.1))
+    assert neutral.dump() == make_cfg(keys + "LOSS_WEIGHT", "0.1", config=sparse).dump()
+    assert make_cfg(config=sparse).MODEL.SPARSE_INST.CONTRAST_LOSS.LOSS_WEIGHT == 0.0
+    assert apply_loss_settings(make_cfg(config=sparse), None).dump() == \
+        make_cfg(config=sparse).dump()
+
+
+def test_contrast_loss_node_is_dcl_cores_defaults():
+    assert settings_from_node(contrast_loss_node()) == DCLSettings()
+    assert settings_from_node(add_dcl_config(get_cfg()).MODEL.ROI_MASK_HEAD.CONTRAST_LOSS) == \
+        DCLSettings()
+
+
+def test_setup_writes_the_loss_option_between_the_file_and_the_overrides(tmp_path):
+    from detectron2.engine import default_argument_parser
+
+    from dcl_detectron2.engine import add_run_arguments, setup
+
+    parser = add_run_arguments(default_argument_parser())
+    args = parser.parse_args(["--loss", "dcl", "loss_weight=0.5", "--config-file", str(EMBEDDED),
+                              "OUTPUT_DIR", str(tmp_path),
+                              "MODEL.ROI_MASK_HEAD.CONTRAST_LOSS.NUM_SAMPLES", "16"])
+    cfg = setup(args)
+    node = cfg.MODEL.ROI_MASK_HEAD.CONTRAST_LOSS
+    assert (node.LOSS_WEIGHT, node.NUM_SAMPLES) == (0.5, 16)
+    assert cfg.MODEL.ROI_MASK_HEAD.NAME == "ContrastConvUpsampleHead"
+    bad = parser.parse_args(["--loss", "dcl", "lambda=1", "--config-file", str(EMBEDDED)])
+    with pytest.raises(SystemExit, match=r"^error: --loss: unknown key\(s\) \['lambda'\]"):
+        setup(bad)
 
 
 def test_authors_command_line_names_build_the_contrast_heads():

@@ -114,6 +114,25 @@ def test_build_contrast_loss():
         build_contrast_loss(dict(loss_weight=1.0, temperature=0.0), 64)
 
 
+def test_loss_option_is_written_into_loss_contrast():
+    from dcl_core import DCLSettings
+    from dcl_mmdet.runner_setup import CliError, load_config
+
+    def settings(cfg):
+        return DCLSettings.from_mapping(cfg.model.roi_head.mask_head.loss_contrast)
+
+    neutral = load_config(str(EMBEDDED), None, ["dcl", "loss_weight=1"])
+    assert settings(neutral) == DCLSettings(loss_weight=1.0) == settings(
+        load_config(str(EMBEDDED_DCL), None))
+    assert not settings(load_config(str(EMBEDDED_DCL), None, ["none"])).enabled
+    assert not settings(load_config(str(EMBEDDED), None)).enabled  # the base is the baseline
+    # --cfg-options come after --loss, as detectron2's KEY VALUE overrides do.
+    key = "model.roi_head.mask_head.loss_contrast.num_samples"
+    assert settings(load_config(str(EMBEDDED), {key: 16}, ["dcl"])).num_samples == 16
+    with pytest.raises(CliError, match=r"^--loss: unknown key\(s\) \['lambda'\]"):
+        load_config(str(EMBEDDED), None, ["dcl", "lambda=1"])
+
+
 # ---------------------------------------------------------------- head shapes
 def test_refinemask_head_stage_shapes_and_contrast_features():
     head = RefineMaskHead(num_classes=3, in_channels=32, instance_channels=32, semantic_channels=16,
@@ -296,7 +315,8 @@ def test_install_script_patches_exactly_the_expected_setup(tmp_path):
 
 # ---------------------------------------------------------------- scripts, end to end
 def run_script(*args, timeout=600):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(MMDET_DIR)}
+    # This checkout's dcl_core too, whichever copy the environment has installed.
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(map(str, (MMDET_DIR, REPO)))}
     return subprocess.run([sys.executable, *map(str, args)], capture_output=True, text=True,
                           env=env, cwd=REPO, timeout=timeout)
 

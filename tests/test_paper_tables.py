@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from paper_tables.build import build_tables, load_paper
-from paper_tables.experiments import ConfigError, expand, framework_overrides, variant_name, variant_settings
+from dcl_core import DCLSettings
+from paper_tables.experiments import ConfigError, expand, run_loss, variant_name, variant_settings
 from paper_tables.render import EMPTY, fmt, render_comparison, render_latex, render_markdown, render_report
 
 REPO = Path(__file__).resolve().parents[1]
@@ -68,22 +69,13 @@ def test_presets_that_break_the_matrix_are_refused():
         expand(CONFIG, "huge")
 
 
-def test_framework_overrides_per_model_kind():
+def test_the_plan_emits_neutral_loss_settings():
     dcl = variant_settings({"dcl": True, "num_negatives": 64})
-    mrcnn = framework_overrides({"framework": "detectron2"}, dcl)
-    assert mrcnn[:4] == ["MODEL.ROI_HEADS.NAME", "ContrastRoIHeads",
-                         "MODEL.ROI_MASK_HEAD.NAME", "ContrastConvUpsampleHead"]
-    assert mrcnn[mrcnn.index("MODEL.ROI_MASK_HEAD.CONTRAST_LOSS.NUM_NEGATIVES") + 1] == "64"
-    assert framework_overrides({"framework": "detectron2"}, {"dcl": False}) == \
-        ["MODEL.ROI_MASK_HEAD.CONTRAST_LOSS.LOSS_WEIGHT", "0.0"]
-    sparse = framework_overrides({"framework": "detectron2", "arch": "sparseinst"},
-                                 variant_settings({"dcl": True, "loss_weight": 0.1}))
-    assert "MODEL.SPARSE_INST.CONTRAST_LOSS.LOSS_WEIGHT" in sparse and "0.1" in sparse
-    mmdet = framework_overrides({"framework": "mmdet", "arch": "refinemask"},
-                                variant_settings({"dcl": True, "loss_weight": 1}))
-    assert "model.roi_head.mask_head.loss_contrast.loss_weight=1.0" in mmdet
-    with pytest.raises(ConfigError, match="Mask R-CNN only"):
-        framework_overrides({"framework": "detectron2", "arch": "sparseinst"}, dcl)
+    assert run_loss(dcl) == DCLSettings(num_negatives=64)
+    assert run_loss(variant_settings({"dcl": False})) is None
+    assert run_loss(variant_settings({"dcl": True, "loss_weight": 1})).loss_weight == 1.0
+    with pytest.raises(ConfigError, match="num_samples must be >= 1"):
+        variant_settings({"dcl": True, "num_samples": 0})
 
 
 def _write(path: Path, obj) -> None:

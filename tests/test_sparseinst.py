@@ -383,18 +383,9 @@ def test_eval_forward_returns_instances_the_coco_writer_accepts():
 
 # --- optimizer ---------------------------------------------------------------------------------
 
-def _train_net_module():
-    import importlib.util
+def test_trainer_builds_adamw_for_the_coco_config():
+    from dcl_detectron2.engine import Trainer as trainer
 
-    spec = importlib.util.spec_from_file_location(
-        "sparseinst_test_train_net", REPO / "baselines" / "detectron2" / "train_net.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_train_net_builds_adamw_for_the_coco_config():
-    trainer = _train_net_module().Trainer
     coco = make_cfg(config=COCO)
     solver = coco.SOLVER
     assert (solver.OPTIMIZER, solver.BASE_LR, solver.WEIGHT_DECAY) == ("ADAMW", 5e-5, 0.05)

@@ -204,8 +204,8 @@ def test_converter_rejects_other_architectures_and_bad_files(tmp_path, capsys):
 # --- optimizer ---------------------------------------------------------------------------------
 
 def test_adamw_skips_decay_on_norms_and_relative_position_bias():
-    trainer = _load_script(REPO / "baselines" / "detectron2" / "train_net.py",
-                           "swin_test_train_net").Trainer
+    from dcl_detectron2.engine import Trainer as trainer
+
     model = build_model(make_cfg(*TINY))
     opt = trainer.build_optimizer(make_cfg(*TINY), model)
     assert isinstance(opt, torch.optim.AdamW)

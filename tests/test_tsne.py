@@ -1,6 +1,5 @@
 """Figure 4: the feature dump (detectron2) and the t-SNE / silhouette analysis (analysis.tsne)."""
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -180,23 +179,22 @@ def test_cli_bad_input_gives_one_error_line(tmp_path, case, message):
     assert not (tmp_path / "o.json").exists()
 
 
-# --------------------------------------------------------------------------- dump_features.py
+# ----------------------------------------------------------------- dcl_detectron2.features
 
 @pytest.fixture(scope="module")
 def dump():
-    """The script as a module (skips the dump tests where detectron2 is not installed)."""
+    """dcl_detectron2.features (skips the dump tests where detectron2 is not installed)."""
     pytest.importorskip("detectron2")
-    spec = importlib.util.spec_from_file_location("dump_features", D2 / "dump_features.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from dcl_detectron2 import features
+
+    return features
 
 
-def test_sample_pixels_follows_the_mask_and_caps_each_class(dump):
+def test_sample_roi_pixels_follows_the_mask_and_caps_each_class(dump):
     gt = torch.zeros(2, 28, 28, dtype=torch.bool)
     gt[0, :, :14] = True  # left half foreground
     gt[1, 3, 5:10] = True  # five foreground pixels only
-    roi, pixel, label = dump.sample_pixels(gt, 32, np.random.default_rng(0))
+    roi, pixel, label = dump.sample_roi_pixels(gt, 32, np.random.default_rng(0))
     flat = gt.reshape(2, -1).numpy()
     np.testing.assert_array_equal(label, flat[roi, pixel].astype(np.uint8))
     for r, fg in ((0, 32), (1, 5)):
@@ -205,10 +203,10 @@ def test_sample_pixels_follows_the_mask_and_caps_each_class(dump):
         assert len(np.unique(pixel[mine])) == mine.sum()  # without replacement
     np.testing.assert_array_equal(np.sort(pixel[(roi == 1) & (label == 1)]),
                                   3 * 28 + np.arange(5, 10))
-    again = dump.sample_pixels(gt, 32, np.random.default_rng(0))
+    again = dump.sample_roi_pixels(gt, 32, np.random.default_rng(0))
     assert all(np.array_equal(x, y) for x, y in zip((roi, pixel, label), again))
     with pytest.raises(ValueError, match=">= 1"):
-        dump.sample_pixels(gt, 0, np.random.default_rng(0))
+        dump.sample_roi_pixels(gt, 0, np.random.default_rng(0))
 
 
 def test_pixel_subset_keeps_a_uniform_subset_in_offering_order(dump):
@@ -245,7 +243,7 @@ def embedded_args(config, out, *opts, data=None, datasets=None):
 def random_checkpoint(dump, argv, path):
     """A model 'trained 0 iterations': random init, saved as a detectron2 checkpoint."""
     from detectron2.modeling import build_model
-    from train_net import setup
+    from dcl_detectron2.engine import setup
 
     args = dump.parse_args(argv)
     args.opts = ["OUTPUT_DIR", str(Path(path).parent / "setup_log"), *args.opts]
@@ -333,7 +331,7 @@ def test_dump_on_embedded_val_picks_the_same_pixels_for_every_model(dump, tmp_pa
 
 
 def test_dump_refuses_a_model_with_another_mask_head(dump, tmp_path, embedded_dataset):
-    from train_net import setup
+    from dcl_detectron2.engine import setup
 
     argv = embedded_args(CONFIGS / "mask_rcnn_R_18_FPN.yaml", tmp_path / "f.npz",
                          "OUTPUT_DIR", str(tmp_path / "log"), data=embedded_dataset)

@@ -2,7 +2,8 @@
 """Write a dcl_mmdet model's predictions on a COCO-format set as a COCO results JSON.
 
     python baselines/mmdet/predict.py CONFIG CHECKPOINT --val-data JSON:IMAGES \\
-        --predictions-out FILE [--cfg-options KEY=VALUE ...] [--launcher pytorch]
+        --predictions-out FILE [--loss NAME KEY=VALUE ...] \\
+        [--cfg-options KEY=VALUE ...] [--launcher pytorch]
 
 FILE (written atomically) is a list of ``{image_id, category_id, bbox, score, segmentation}``
 with the dataset's own category ids and RLE segmentations (``counts`` a str), for every image of
@@ -21,12 +22,15 @@ from pathlib import Path
 def parse_args(argv=None):
     from mmengine.config import DictAction
 
+    from dcl_core.registry import LOSS_OPTION_HELP
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("config")
     parser.add_argument("checkpoint", type=Path)
     parser.add_argument("--val-data", required=True, metavar="JSON:IMAGES")
     parser.add_argument("--predictions-out", required=True, type=Path, metavar="FILE")
     parser.add_argument("--cfg-options", nargs="+", action=DictAction, metavar="KEY=VALUE")
+    parser.add_argument("--loss", nargs="+", metavar="NAME|KEY=VALUE", help=LOSS_OPTION_HELP)
     parser.add_argument("--launcher", choices=["none", "pytorch", "slurm", "mpi"], default="none")
     return parser.parse_args(argv)
 
@@ -46,7 +50,7 @@ def build_config(args, work_dir: str):
 
     if not args.checkpoint.is_file():
         raise CliError(f"checkpoint not found: {args.checkpoint}")
-    cfg = load_config(args.config, args.cfg_options)
+    cfg = load_config(args.config, args.cfg_options, args.loss)
     check_contrast_cfg(cfg.model)
     classes, ids = set_dataset(cfg.test_dataloader, args.val_data, "--val-data")
     trained = checkpoint_classes(args.checkpoint)

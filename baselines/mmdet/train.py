@@ -2,7 +2,8 @@
 """Train an mmdetection 3 model of the dcl_mmdet plug-in (RefineMask, with or without DCL).
 
     python baselines/mmdet/train.py CONFIG --work-dir DIR --train-data JSON:IMAGES \\
-        [--val-data JSON:IMAGES] [--resume] [--cfg-options KEY=VALUE ...] [--launcher pytorch]
+        [--val-data JSON:IMAGES] [--resume] [--loss NAME KEY=VALUE ...] \\
+        [--cfg-options KEY=VALUE ...] [--launcher pytorch]
 
 The classes come from the training JSON (so one config trains any COCO-format set), the data
 are checked before anything is built, and a failure of that kind is one line on stderr
@@ -28,6 +29,8 @@ FINAL = "model_final.pth"
 def parse_args(argv=None):
     from mmengine.config import DictAction
 
+    from dcl_core.registry import LOSS_OPTION_HELP
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("config")
     parser.add_argument("--work-dir", required=True, type=Path)
@@ -37,7 +40,8 @@ def parse_args(argv=None):
                         help="continue from the last checkpoint in --work-dir")
     parser.add_argument("--cfg-options", nargs="+", action=DictAction, metavar="KEY=VALUE",
                         help="override config keys, e.g. "
-                             "model.roi_head.mask_head.loss_contrast.loss_weight=1.0")
+                             "train_cfg.max_iters=400")
+    parser.add_argument("--loss", nargs="+", metavar="NAME|KEY=VALUE", help=LOSS_OPTION_HELP)
     parser.add_argument("--launcher", choices=["none", "pytorch", "slurm", "mpi"], default="none")
     return parser.parse_args(argv)
 
@@ -47,7 +51,7 @@ def build_config(args):
     from dcl_mmdet.runner_setup import (check_contrast_cfg, check_pretrained, load_config,
                                         schedule_warnings, set_dataset, set_num_classes)
 
-    cfg = load_config(args.config, args.cfg_options)
+    cfg = load_config(args.config, args.cfg_options, args.loss)
     check_contrast_cfg(cfg.model)
     classes, _ = set_dataset(cfg.train_dataloader, args.train_data, "--train-data")
     set_num_classes(cfg, len(classes))

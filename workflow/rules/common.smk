@@ -3,7 +3,8 @@
 import re
 from shlex import quote
 
-from paper_tables.experiments import ConfigError, expand, framework_overrides
+from dcl_core import format_loss_option
+from paper_tables.experiments import ConfigError, expand, run_loss
 
 
 def _fail(message):
@@ -45,22 +46,24 @@ def model_config_file(wildcards):
     return str(REPO / model_cfg(wildcards)["config"])
 
 
-def run_overrides(wildcards):
-    """The framework overrides of a run's variant (paper_tables.experiments.framework_overrides)."""
+def loss_option(wildcards):
+    """`--loss ...` of a run's variant, shell-quoted: neutral words that each framework's
+    adapter translates into its own config keys (dcl_core.registry)."""
     run = f"{wildcards.dataset}/{wildcards.model}/{wildcards.variant}"
     if run not in PLAN.runs:
         raise WorkflowError(f"{run} is not a run of scale {SCALE!r} (see config.yaml experiments)")
-    return framework_overrides(model_cfg(wildcards), PLAN.runs[run])
+    words = format_loss_option(run_loss(PLAN.runs[run]))
+    return "--loss " + " ".join(quote(w) for w in words)
 
 
 def detectron2_opts(wildcards):
-    """Every KEY VALUE override of a detectron2 run, as one shell-quoted string."""
+    """The KEY VALUE overrides of a detectron2 run (data, weights, the preset's), shell-quoted."""
     m = model_cfg(wildcards)
     d = wildcards.dataset
     opts = ["DATASETS.TRAIN", f"('{d}_train',)", "DATASETS.TEST", f"('{d}_val',)"]
     if m.get("weights"):
         opts += ["MODEL.WEIGHTS", m["weights"]]
-    opts += PRESET.get("opts", {}).get("detectron2", []) + run_overrides(wildcards)
+    opts += PRESET.get("opts", {}).get("detectron2", [])
     return " ".join(quote(str(o)) for o in opts)
 
 
@@ -71,7 +74,8 @@ def detectron2_datasets(wildcards):
 
 
 def mmdet_args(wildcards, train=True):
-    """Data paths and --cfg-options of an mmdetection run (training or prediction), shell-quoted."""
+    """Data paths and --cfg-options (weights, the preset's) of an mmdetection run (training or
+    prediction), shell-quoted."""
     m = model_cfg(wildcards)
     d = wildcards.dataset
     args = [f"--val-data={split(d, 'val')['json']}:{split(d, 'val')['images']}"]
@@ -80,10 +84,47 @@ def mmdet_args(wildcards, train=True):
     options = list(PRESET.get("opts", {}).get("mmdet", []))
     if m.get("weights"):
         options.append(f"load_from={m['weights']}")
-    options += run_overrides(wildcards)
     if options:
         args += ["--cfg-options", *options]
     return " ".join(quote(a) for a in args)
+
+
+def train_command(wildcards, output, input, resources):
+    """A run's training command, by its model's framework (the train rules' one body).
+
+    detectron2: `train_net.py --num-gpus N` launches one process per GPU itself. --resume: a
+    killed run continues from OUTPUT_DIR/last_checkpoint (checkpoints are written before the
+    tag that points at them, so the tag never names a partial file). mmdetection: one process
+    per GPU through torch's launcher, as its dist_train.sh does; --resume likewise. The GPU
+    count comes from the rule's own resource, so `--set-resources train_detectron2:gpu=8`
+    changes both the request and the launch; 0 GPUs (CPU) still runs one process.
+    """
+    gpus = max(resources.gpu, 1)
+    outdir = quote(str(Path(output.weights).parent))
+    if model_cfg(wildcards)["framework"] == "detectron2":
+        return (f"python {REPO}/baselines/detectron2/train_net.py --resume --num-gpus {gpus}"
+                f" {loss_option(wildcards)} --config-file {input.config}"
+                f" {detectron2_datasets(wildcards)} OUTPUT_DIR {outdir} {detectron2_opts(wildcards)}")
+    launch, extra = "python", ""
+    if gpus > 1:
+        launch = f"python -m torch.distributed.run --nproc_per_node={gpus}"
+        extra = " --launcher pytorch"
+    return (f"{launch} {REPO}/baselines/mmdet/train.py {input.config} {loss_option(wildcards)}"
+            f" --work-dir {outdir} --resume{extra} {mmdet_args(wildcards)}")
+
+
+def predict_command(wildcards, output, input):
+    """A run's command writing its COCO-format predictions on val, by its model's framework
+    (the predict rules' one body)."""
+    out = quote(output[0])
+    if model_cfg(wildcards)["framework"] == "detectron2":
+        eval_dir = quote(str(Path(output[0]).parent / "eval"))
+        return (f"python {REPO}/baselines/detectron2/train_net.py --eval-only"
+                f" {loss_option(wildcards)} --config-file {input.config}"
+                f" {detectron2_datasets(wildcards)} --predictions-out {out} OUTPUT_DIR {eval_dir}"
+                f" {detectron2_opts(wildcards)} MODEL.WEIGHTS {input.weights}")
+    return (f"python {REPO}/baselines/mmdet/predict.py {input.config} {input.weights}"
+            f" {loss_option(wildcards)} --predictions-out {out} {mmdet_args(wildcards, train=False)}")
 
 
 def run_dir(run):

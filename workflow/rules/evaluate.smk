@@ -18,34 +18,14 @@ rule predict_detectron2:
     resources:
         gpu=min(PRESET["gpus"], 1),
     params:
-        outdir=lambda wildcards, output: Path(output[0]).parent / "eval",
-        datasets=detectron2_datasets,
-        opts=detectron2_opts,
+        command=predict_command,  # common.smk: the framework's script and flags
     shell:
-        "OMP_NUM_THREADS={threads} python {REPO}/baselines/detectron2/train_net.py --eval-only"
-        " --config-file {input.config} {params.datasets} --predictions-out {output}"
-        " OUTPUT_DIR {params.outdir} {params.opts} MODEL.WEIGHTS {input.weights} > {log} 2>&1"
+        "OMP_NUM_THREADS={threads} {params.command} > {log} 2>&1"
 
 
-rule predict_mmdet:
-    input:
-        data=dataset_inputs,
-        config=model_config_file,
-        weights=f"{RESULTS}/{{dataset}}/{{model}}/{{variant}}/model_final.pth",
-    output:
-        f"{RESULTS}/{{dataset}}/{{model}}/{{variant}}/predictions_val.json",
+use rule predict_detectron2 as predict_mmdet with:
     wildcard_constraints:
         model=models_of("mmdet"),
-    log:
-        f"logs/{SCALE}/predict/{{dataset}}/{{model}}/{{variant}}.log",
-    threads: PRESET["threads"]
-    resources:
-        gpu=min(PRESET["gpus"], 1),
-    params:
-        args=lambda wildcards: mmdet_args(wildcards, train=False),
-    shell:
-        "OMP_NUM_THREADS={threads} python {REPO}/baselines/mmdet/predict.py {input.config}"
-        " {input.weights} --predictions-out {output} {params.args} > {log} 2>&1"
 
 
 rule predictions_subset:
@@ -131,10 +111,11 @@ rule features:
         f"logs/{SCALE}/features/{{dataset}}/{{model}}/{{variant}}.log",
     threads: PRESET["threads"]
     params:
+        loss=loss_option,
         datasets=detectron2_datasets,
         opts=detectron2_opts,
         max_pixels=PRESET.get("tsne", {}).get("max_pixels", 4000),
     shell:
         "OMP_NUM_THREADS={threads} python {REPO}/baselines/detectron2/dump_features.py"
-        " --config-file {input.config} {params.datasets} --out {output}"
+        " {params.loss} --config-file {input.config} {params.datasets} --out {output}"
         " --max-pixels {params.max_pixels} {params.opts} MODEL.WEIGHTS {input.weights} > {log} 2>&1"

@@ -5,7 +5,9 @@ Importing this package registers, in detectron2's registries: ``ContrastRoIHeads
 ``ContrastConvUpsampleHead`` (the authors' names, so their configs and commands work), the
 Swin-T backbone ``build_swin_t_fpn_backbone`` and the ``SparseInst`` meta-architecture. Call
 :func:`add_project_config` (or the single ``add_*_config``) on a config before merging a file
-that uses their keys.
+that uses their keys. :mod:`dcl_detectron2.config` translates dcl_core's neutral loss settings
+(the CLIs' ``--loss``) into these keys; :mod:`dcl_detectron2.engine` holds the trainer and the
+set-up the scripts share.
 """
 
 from detectron2.config import CfgNode

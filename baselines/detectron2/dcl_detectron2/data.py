@@ -9,16 +9,17 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.data.datasets import register_coco_instances
 
 
-def parse_dataset_arg(spec: str) -> tuple[str, Path, Path]:
-    """Split ``NAME=ANNOTATIONS.json:IMAGE_ROOT`` into its parts.
+def parse_data_arg(spec: str, flag: str = "--dataset") -> tuple[str, Path, Path]:
+    """Split ``NAME=ANNOTATIONS.json:IMAGE_ROOT`` into its parts (the paths at the last colon,
+    as ``dcl_mmdet.data.parse_data_arg`` splits its ``ANNOTATIONS.json:IMAGE_ROOT``).
 
     Raises:
-        ValueError: the spec is not of that form.
+        ValueError: the spec is not of that form (the message names ``flag``).
     """
     name, sep, paths = spec.partition("=")
     json_file, sep2, image_root = paths.rpartition(":")
     if not (sep and sep2 and name and json_file and image_root):
-        raise ValueError(f"--dataset {spec!r}: expected NAME=ANNOTATIONS.json:IMAGE_ROOT")
+        raise ValueError(f"{flag} {spec!r}: expected NAME=ANNOTATIONS.json:IMAGE_ROOT")
     return name, Path(json_file), Path(image_root)
 
 

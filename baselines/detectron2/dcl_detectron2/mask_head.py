@@ -17,32 +17,24 @@ from detectron2.modeling.roi_heads.mask_head import (
 )
 from detectron2.structures import Instances
 
-from dcl_core import DenseContrastiveLoss
+from .config import contrast_loss_from_node
 
 
-def contrast_loss_from_node(node, channels: int) -> Optional[DenseContrastiveLoss]:
-    """The loss module from a ``CONTRAST_LOSS`` config node (the Mask R-CNN head's or
-    SparseInst's: the same keys); None when ``LOSS_WEIGHT`` (lambda) is 0."""
-    if node.LOSS_WEIGHT == 0:
-        return None
-    return DenseContrastiveLoss(
-        channels,
-        num_samples=node.NUM_SAMPLES,
-        temperature=node.TEMPERATURE,
-        loss_weight=node.LOSS_WEIGHT,
-        with_projection=node.WITH_PROJ,
-        max_rois=node.MAX_INSTANCES,
-        roi_selection=node.ROI_SELECTION,
-        # 0 in the config means "K"; the loss takes None for that.
-        num_anchors=node.NUM_ANCHORS or None,
-        num_positives=node.NUM_POSITIVES or None,
-        num_negatives=node.NUM_NEGATIVES or None,
-    )
+def mask_features(head: MaskRCNNConvUpsampleHead, x: torch.Tensor) -> torch.Tensor:
+    """RoI features ``[R, C_in, 14, 14]`` -> the input of ``head.predictor``,
+    ``[R, conv_dim, 28, 28]`` (after deconv and ReLU), for any conv-upsample head.
 
+    The head is an ``nn.Sequential`` ending in ``predictor``; subclasses may register more
+    modules after it (as ``ContrastConvUpsampleHead``'s loss), so the loop stops there.
 
-def build_contrast_loss(cfg, channels: int) -> Optional[DenseContrastiveLoss]:
-    """The loss module from ``MODEL.ROI_MASK_HEAD.CONTRAST_LOSS``; None when lambda is 0."""
-    return contrast_loss_from_node(cfg.MODEL.ROI_MASK_HEAD.CONTRAST_LOSS, channels)
+    Raises:
+        RuntimeError: the head has no predictor layer.
+    """
+    for layer in head:
+        if layer is head.predictor:
+            return x
+        x = layer(x)
+    raise RuntimeError(f"mask head {type(head).__name__} has no predictor layer")
 
 
 def gt_masks_at(instances: List[Instances], side: int, device: torch.device) -> torch.Tensor:
@@ -78,16 +70,13 @@ class ContrastConvUpsampleHead(MaskRCNNConvUpsampleHead):
     @classmethod
     def from_config(cls, cfg, input_shape):
         ret = super().from_config(cfg, input_shape)
-        ret["contrast_loss"] = build_contrast_loss(cfg, ret["conv_dims"][-1])
+        ret["contrast_loss"] = contrast_loss_from_node(cfg.MODEL.ROI_MASK_HEAD.CONTRAST_LOSS,
+                                                       ret["conv_dims"][-1])
         return ret
 
     def mask_features(self, x: torch.Tensor) -> torch.Tensor:
         """RoI features ``[R, C_in, 14, 14]`` -> the predictor's input ``[R, conv_dim, 28, 28]``."""
-        for layer in self:
-            if layer is self.predictor:
-                return x
-            x = layer(x)
-        raise RuntimeError("mask head has no predictor layer")
+        return mask_features(self, x)
 
     def layers(self, x: torch.Tensor) -> torch.Tensor:
         return self.predictor(self.mask_features(x))

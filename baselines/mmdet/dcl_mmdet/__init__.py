@@ -11,14 +11,14 @@ allow_failed_imports=False)``) registers in mmdet's registries:
 """
 
 from .coco_results import CocoResultsWriter, instances_to_coco
-from .contrast import CONTRAST_DEFAULTS, build_contrast_loss
-from .cost_hook import COST_FILE, TrainingCostHook
+from .contrast import apply_loss_settings, build_contrast_loss
+from .cost import COST_FILE, TrainingCostHook
 from .metrics_hook import METRICS_FILE, TrainMetricsHook
 from .refine_roi_head import RefineRoIHead
 from .refinemask_head import RefineMaskHead
 
 __all__ = [
-    "CONTRAST_DEFAULTS", "COST_FILE", "CocoResultsWriter", "METRICS_FILE", "RefineMaskHead",
-    "RefineRoIHead", "TrainMetricsHook", "TrainingCostHook", "build_contrast_loss",
+    "COST_FILE", "CocoResultsWriter", "METRICS_FILE", "RefineMaskHead", "RefineRoIHead",
+    "TrainMetricsHook", "TrainingCostHook", "apply_loss_settings", "build_contrast_loss",
     "instances_to_coco",
 ]

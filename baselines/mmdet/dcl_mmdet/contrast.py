@@ -1,33 +1,29 @@
-"""Build the dense contrastive loss from an mmdet config field (``loss_contrast=dict(...)``)."""
+"""The dense contrastive loss in mmdet configs: ``loss_contrast=dict(...)`` of the mask head.
+
+This module alone knows how dcl_core's neutral loss settings (:class:`dcl_core.DCLSettings`)
+are spelt in an mmdet config: the mask head's ``loss_contrast`` holds them under dcl_core's own
+names, and the ``--loss`` option of ``train.py`` / ``predict.py`` is written there.
+"""
 
 from __future__ import annotations
 
 from typing import Mapping, Optional
 
-from dcl_core import DenseContrastiveLoss
+from torch import nn
 
-__all__ = ["CONTRAST_DEFAULTS", "build_contrast_loss"]
+from dcl_core import DCLSettings, build_loss
 
-# The paper's / authors' defaults (shared/reference/official-code.md); loss_weight is lambda.
-CONTRAST_DEFAULTS = dict(
-    loss_weight=1.0,
-    num_samples=32,
-    temperature=0.07,
-    with_projection=True,
-    max_rois=100,
-    roi_selection="first",
-    num_anchors=None,
-    num_positives=None,
-    num_negatives=None,
-)
+__all__ = ["apply_loss_settings", "build_contrast_loss"]
+
+LOSS_KEY = "model.roi_head.mask_head.loss_contrast"
 
 
-def build_contrast_loss(cfg: Optional[Mapping], channels: int) -> Optional[DenseContrastiveLoss]:
+def build_contrast_loss(cfg: Optional[Mapping], channels: int) -> Optional[nn.Module]:
     """The loss module for ``channels``-channel RoI features, or None for the exact baseline.
 
     Args:
-        cfg: None, or a mapping with any of the keys of :data:`CONTRAST_DEFAULTS` (missing keys
-            take those defaults). ``loss_weight == 0`` means no loss (no module, so no
+        cfg: None, or a mapping with any of :class:`dcl_core.DCLSettings`' keys (missing keys
+            take dcl_core's defaults). ``loss_weight == 0`` means no loss (no module, so no
             projection parameters and the baseline's exact parameter set).
         channels: C of the features the loss will see.
 
@@ -35,24 +31,33 @@ def build_contrast_loss(cfg: Optional[Mapping], channels: int) -> Optional[Dense
         A :class:`dcl_core.DenseContrastiveLoss`, or None.
 
     Raises:
-        ValueError: an unknown key (the message names it), or a bad value (from dcl_core).
-        TypeError: a value of the wrong type (from dcl_core).
+        ValueError: an unknown key (the message names it), or a bad value; prefixed
+            ``loss_contrast:``.
+        TypeError: a value of the wrong type.
     """
     if cfg is None:
         return None
-    unknown = sorted(set(cfg) - set(CONTRAST_DEFAULTS))
-    if unknown:
-        raise ValueError(f"loss_contrast: unknown key(s) {unknown}; known: {sorted(CONTRAST_DEFAULTS)}")
-    args = {**CONTRAST_DEFAULTS, **dict(cfg)}
-    if args["loss_weight"] == 0:
-        return None
-    weight = args.pop("loss_weight")
-    return DenseContrastiveLoss(
-        channels,
-        num_samples=args.pop("num_samples"),
-        temperature=args.pop("temperature"),
-        loss_weight=weight,
-        with_projection=args.pop("with_projection"),
-        max_rois=args.pop("max_rois"),
-        **args,
-    )
+    try:
+        settings = DCLSettings.from_mapping(dict(cfg))
+    except (TypeError, ValueError) as e:
+        raise type(e)(f"loss_contrast: {e}") from None
+    return build_loss(settings, channels)
+
+
+def apply_loss_settings(cfg, settings: Optional[DCLSettings]):
+    """Write the ``--loss`` option's settings into the mask head's ``loss_contrast`` of ``cfg``
+    (an mmengine ``Config``) and return ``cfg``; None (``--loss none``) sets only
+    ``loss_weight=0.0``, the baseline. Other keys the config gives ``loss_contrast`` stay.
+
+    Raises:
+        ValueError: the model has no ``roi_head.mask_head``, or another loss (one line).
+    """
+    head = (cfg.get("model") or {}).get("roi_head", {}).get("mask_head")
+    if head is None:
+        raise ValueError(f"the config has no {LOSS_KEY.rpartition('.')[0]}")
+    if settings is not None and not isinstance(settings, DCLSettings):
+        raise ValueError(f"{settings.name}: not wired for mmdet")
+    values = {"loss_weight": 0.0} if settings is None else settings.to_mapping()
+    current = head.get("loss_contrast")
+    head["loss_contrast"] = {**(current or {}), **values}
+    return cfg

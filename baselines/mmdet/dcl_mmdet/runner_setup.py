@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 __all__ = ["CliError", "check_contrast_cfg", "check_pretrained", "load_config",
            "schedule_warnings", "set_dataset", "set_num_classes", "trust_own_checkpoints"]
@@ -16,13 +16,19 @@ class CliError(Exception):
     """A user error worth one line on stderr (bad path, config or option)."""
 
 
-def load_config(path: str, options: Optional[dict]):
-    """Read an mmengine config file and merge ``--cfg-options``.
+def load_config(path: str, options: Optional[dict], loss: Optional[Sequence[str]] = None):
+    """Read an mmengine config file, write the ``--loss`` words into it
+    (:func:`dcl_mmdet.contrast.apply_loss_settings`), then merge ``--cfg-options``.
 
     Raises:
-        CliError: the file is missing or does not parse, or an option does not merge.
+        CliError: the file is missing or does not parse, bad ``--loss`` words, or an option
+            does not merge.
     """
     from mmengine.config import Config
+
+    from dcl_core import parse_loss_option
+
+    from .contrast import apply_loss_settings
 
     if not Path(path).is_file():
         raise CliError(f"config file not found: {path}")
@@ -30,6 +36,11 @@ def load_config(path: str, options: Optional[dict]):
         cfg = Config.fromfile(path)
     except Exception as e:  # mmengine raises many types for a broken file
         raise CliError(f"{path}: {type(e).__name__}: {' '.join(str(e).split())}") from None
+    if loss:
+        try:
+            apply_loss_settings(cfg, parse_loss_option(loss))
+        except (TypeError, ValueError) as e:
+            raise CliError(f"--loss: {e}") from None
     if options:
         try:
             cfg.merge_from_dict(options)

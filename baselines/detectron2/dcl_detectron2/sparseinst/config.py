@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from detectron2.config import CfgNode as CN
 
+from dcl_core import DCLSettings
+
+from ..config import contrast_loss_node
+
 __all__ = ["add_sparseinst_config"]
 
 
@@ -33,12 +37,12 @@ def add_sparseinst_config(cfg: CN) -> CN:
       authors' code multiplies the score by the mean probability inside the binary mask;
       False = the paper's sqrt(class prob x objectness) alone). At most
       ``TEST.DETECTIONS_PER_IMAGE`` instances are kept, highest scores first.
-    - ``CONTRAST_LOSS`` (dense contrastive loss on the mask features, DCL paper Sec. 5.2):
-      ``LOSS_WEIGHT`` (lambda; 0.0 = the plain SparseInst baseline, no module built),
-      ``NUM_SAMPLES`` (K, 32), ``TEMPERATURE`` (tau, 0.07), ``WITH_PROJ`` (True),
-      ``MAX_INSTANCES`` (100 ground-truth RoIs per batch), ``ROI_SELECTION`` ("first" or
-      "random"), ``POOLER_RESOLUTION`` (28: side of the RoIAlign output and of the cropped
-      ground-truth masks), ``NUM_ANCHORS``/``NUM_POSITIVES``/``NUM_NEGATIVES`` (0 = K).
+    - ``CONTRAST_LOSS`` (dense contrastive loss on the mask features, DCL paper Sec. 5.2): the
+      Mask R-CNN head's keys (``dcl_detectron2.config.contrast_loss_node``, dcl_core's
+      defaults; ``MAX_INSTANCES`` counts ground-truth RoIs per batch) with ``LOSS_WEIGHT``
+      (lambda) 0.0, the plain SparseInst baseline (no module built), plus
+      ``POOLER_RESOLUTION`` (28: side of the RoIAlign output and of the cropped ground-truth
+      masks).
 
     ``SOLVER.OPTIMIZER`` ("SGD"; SparseInst trains with "ADAMW"), added only if no other
     plug-in did (``add_swin_config`` adds the same key); ``train_net.py``'s trainer reads it.
@@ -75,17 +79,10 @@ def add_sparseinst_config(cfg: CN) -> CN:
     node.LOSS.FOCAL_ALPHA = 0.25
     node.LOSS.FOCAL_GAMMA = 2.0
 
-    node.CONTRAST_LOSS = CN()
-    node.CONTRAST_LOSS.LOSS_WEIGHT = 0.0
-    node.CONTRAST_LOSS.NUM_SAMPLES = 32
-    node.CONTRAST_LOSS.TEMPERATURE = 0.07
-    node.CONTRAST_LOSS.WITH_PROJ = True
-    node.CONTRAST_LOSS.MAX_INSTANCES = 100
-    node.CONTRAST_LOSS.ROI_SELECTION = "first"
+    # The Mask R-CNN head's keys and dcl_core's defaults, but lambda 0: SparseInst configs are
+    # the baseline unless they set a weight.
+    node.CONTRAST_LOSS = contrast_loss_node(DCLSettings(loss_weight=0.0))
     node.CONTRAST_LOSS.POOLER_RESOLUTION = 28
-    node.CONTRAST_LOSS.NUM_ANCHORS = 0
-    node.CONTRAST_LOSS.NUM_POSITIVES = 0
-    node.CONTRAST_LOSS.NUM_NEGATIVES = 0
 
     # Shared with the Swin plug-in: keep a value already set rather than reset it.
     if "OPTIMIZER" not in cfg.SOLVER:

@@ -12,7 +12,7 @@ from detectron2.structures import Instances
 
 from dcl_core import DenseContrastiveLoss
 
-from ..mask_head import contrast_loss_from_node
+from ..config import contrast_loss_from_node
 
 __all__ = ["gt_roi_inputs", "GTBoxContrast", "build_gt_box_contrast"]
 

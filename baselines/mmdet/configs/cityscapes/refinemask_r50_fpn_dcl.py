@@ -1,6 +1,6 @@
 # RefineMask R50-FPN + dense contrastive loss on Cityscapes (paper Table 1, RefineMask row).
 # lambda = 1.0: the DCL authors' README says the paper used 1.0; their released code sets 1.4
-# (--cfg-options model.roi_head.mask_head.loss_contrast.loss_weight=1.4 reproduces that).
+# (`train.py --loss dcl loss_weight=1.4` reproduces that).
 # K = 32, tau = 0.07, learnable similarity, at most 100 RoIs, on the first semantic-fusion
 # stage's 28x28 output (128 channels).
 _base_ = './refinemask_r50_fpn.py'

@@ -11,7 +11,7 @@ from detectron2.evaluation.coco_evaluation import instances_to_coco_json
 from analysis.io import write_json_atomic
 
 
-class COCOResultsWriter(DatasetEvaluator):
+class CocoResultsWriter(DatasetEvaluator):
     """Collect predicted instances and write them as COCO results (RLE segmentations).
 
     Category ids are mapped back from detectron2's contiguous ids to the dataset's own ids, so

@@ -1,0 +1,131 @@
+"""The project's detectron2 trainer and set-up, shared by ``train_net.py`` and the feature dump.
+
+As detectron2's projects (``projects/PointRend/train_net.py``), the command-line scripts stay
+thin: they parse flags and call :func:`setup` and :class:`Trainer` from here.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from detectron2.config import get_cfg
+from detectron2.engine import DefaultTrainer, default_setup
+from detectron2.solver.build import get_default_optimizer_params, maybe_add_gradient_clipping
+from detectron2.utils.events import CommonMetricPrinter, JSONWriter, TensorboardXWriter
+
+from dcl_core import parse_loss_option
+from dcl_core.registry import LOSS_OPTION_HELP
+
+from . import add_project_config
+from .coco_results import CocoResultsWriter
+from .config import apply_loss_settings
+from .cost import TrainingCostHook
+from .data import parse_data_arg, register_coco_dataset
+
+__all__ = ["Trainer", "add_run_arguments", "predictions_file", "setup"]
+
+
+def predictions_file(folder, dataset_name: str) -> Path:
+    """Where a dataset's COCO-format predictions go unless ``--predictions-out`` says."""
+    return Path(folder) / f"predictions_{dataset_name}.json"
+
+
+class Trainer(DefaultTrainer):
+    """detectron2's trainer; evaluation only writes predictions (scored outside)."""
+
+    def build_writers(self):
+        # `metrics.json` of a run folder is its evaluation (the workflow's convention); the
+        # per-iteration training events (losses, time, lr) go to `train_metrics.json`.
+        return [
+            CommonMetricPrinter(self.max_iter),
+            JSONWriter(str(Path(self.cfg.OUTPUT_DIR) / "train_metrics.json")),
+            TensorboardXWriter(self.cfg.OUTPUT_DIR),
+        ]
+
+    def build_hooks(self):
+        hooks = super().build_hooks()
+        # Before the writers (the last hooks), so the cost file exists once training ends.
+        hooks.insert(-1, TrainingCostHook(self.cfg.OUTPUT_DIR, self.cfg.MODEL.DEVICE,
+                                          self.cfg.SOLVER.IMS_PER_BATCH))
+        return hooks
+
+    @classmethod
+    def build_optimizer(cls, cfg, model):
+        """detectron2's SGD, or with ``SOLVER.OPTIMIZER: ADAMW`` the Swin practice for Mask
+        R-CNN (Swin paper Sec. 4.2): AdamW, ``BASE_LR``, ``WEIGHT_DECAY``, no decay on norm
+        layers (``WEIGHT_DECAY_NORM``) and relative position bias tables; biases decay like
+        weights (``WEIGHT_DECAY_BIAS`` and ``BIAS_LR_FACTOR`` are SGD-only)."""
+        name = cfg.SOLVER.OPTIMIZER.upper()
+        if name == "SGD":
+            return super().build_optimizer(cfg, model)
+        if name != "ADAMW":
+            raise SystemExit(f"error: SOLVER.OPTIMIZER must be SGD or ADAMW, "
+                             f"got {cfg.SOLVER.OPTIMIZER!r}")
+        params = get_default_optimizer_params(
+            model, base_lr=cfg.SOLVER.BASE_LR, weight_decay_norm=cfg.SOLVER.WEIGHT_DECAY_NORM,
+            overrides={"relative_position_bias_table": {"weight_decay": 0.0}})
+        return maybe_add_gradient_clipping(cfg, torch.optim.AdamW)(
+            params, lr=cfg.SOLVER.BASE_LR, weight_decay=cfg.SOLVER.WEIGHT_DECAY)
+
+    @classmethod
+    def build_evaluator(cls, cfg, dataset_name, output_folder=None):
+        return CocoResultsWriter(dataset_name, predictions_file(output_folder or cfg.OUTPUT_DIR,
+                                                                dataset_name))
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The project's flags beside detectron2's: ``--dataset NAME=JSON:IMAGE_ROOT`` (repeatable)
+    and ``--loss NAME [KEY=VALUE ...]`` (dcl_core's neutral loss option). Returns ``parser``."""
+    parser.add_argument("--dataset", action="append", default=[], metavar="NAME=JSON:IMAGE_ROOT",
+                        help="register a COCO-format dataset (repeatable)")
+    parser.add_argument("--loss", nargs="+", metavar="NAME|KEY=VALUE", help=LOSS_OPTION_HELP)
+    return parser
+
+
+def setup(args):
+    """The frozen config of ``args`` (``config_file``, ``loss``, ``opts``, ``dataset``), after
+    detectron2's ``default_setup`` (logging, the resolved config saved to ``OUTPUT_DIR``).
+
+    Order: the config file, then ``--loss``, then the ``KEY VALUE`` overrides; the classes come
+    from the training ``--dataset``. A user error exits with one ``error: ...`` line.
+    """
+    from dcl_data import DatasetError
+
+    cfg = get_cfg()
+    add_project_config(cfg)
+    # Fail before any training with one line naming the key or file, not a traceback.
+    # (yacs reports an unknown key as KeyError from a file, AssertionError from the command
+    # line, and a wrong type as ValueError.)
+    errors = (KeyError, AssertionError, ValueError, FileNotFoundError)
+    try:
+        cfg.merge_from_file(args.config_file)
+    except errors as e:
+        raise SystemExit(f"error: {args.config_file}: {e}") from None
+    if getattr(args, "loss", None):
+        try:
+            apply_loss_settings(cfg, parse_loss_option(args.loss))
+        except (TypeError, ValueError) as e:
+            raise SystemExit(f"error: --loss: {e}") from None
+    try:
+        cfg.merge_from_list(args.opts)
+    except errors as e:
+        raise SystemExit(f"error: command-line override: {e}") from None
+    num_classes = None
+    for spec in args.dataset:
+        try:
+            name, json_file, image_root = parse_data_arg(spec)
+            n = register_coco_dataset(name, json_file, image_root)
+        except (ValueError, DatasetError) as e:
+            raise SystemExit(f"error: {e}") from None
+        if name in cfg.DATASETS.TRAIN:
+            num_classes = n
+    if num_classes is not None:
+        cfg.MODEL.ROI_HEADS.NUM_CLASSES = num_classes
+    if not torch.cuda.is_available():
+        cfg.MODEL.DEVICE = "cpu"
+    cfg.freeze()
+    default_setup(cfg, args)
+    return cfg

@@ -20,6 +20,7 @@ __all__ = [
     "DCL_DEFAULTS",
     "ROW_STATUS",
     "ConfigError",
+    "check_matrix",
     "Plan",
     "Row",
     "expand",
@@ -42,6 +43,34 @@ ROW_STATUS = {
 
 class ConfigError(ValueError):
     """The experiment matrix or a preset is inconsistent; the message names the entry."""
+
+
+def check_matrix(config: Mapping[str, Any]) -> None:
+    """Stop on what the schema cannot catch in ``experiments``: a typo'd role or scale.
+
+    A role some presets leave out is a legitimate "no model plays this role" row there; a role
+    that no preset's ``datasets`` / ``models`` names, or a ``scales:`` entry that is not a
+    preset, can only be a mistake, and would otherwise leave its row silently empty.
+
+    Raises:
+        ConfigError: one line naming the row (or table) and the unknown name.
+    """
+    presets = config["presets"]
+    known = {kind: sorted({role for p in presets.values() for role in p.get(kind + "s", {})})
+             for kind in ("dataset", "model")}
+    for table, spec in config["experiments"].items():
+        entries = [(f"experiments.{table}", spec)]
+        entries += [(f"experiments.{table}.rows[{i}]", row) for i, row in enumerate(spec["rows"])]
+        for where, entry in entries:
+            for kind, roles in known.items():
+                role = entry.get(kind)
+                if role is not None and role not in roles:
+                    raise ConfigError(f"{where}: {kind} role {role!r} is defined by no preset "
+                                      f"(known: {', '.join(roles)})")
+            unknown = [s for s in entry.get("scales", []) if s not in presets]
+            if unknown:
+                raise ConfigError(f"{where}: scales {unknown} are not presets "
+                                  f"(known: {', '.join(sorted(presets))})")
 
 
 def variant_settings(row: Mapping[str, Any]) -> dict:
@@ -165,10 +194,12 @@ def expand(config: Mapping[str, Any], scale: Optional[str] = None) -> Plan:
     A preset's ``tables`` list, if given, keeps only those tables (the smoke preset).
 
     Raises:
-        ConfigError: unknown scale, a row without a dataset or model role, a role mapped to an
-            unknown dataset, a model name shared by two different model entries, or a variant
-            the model's framework cannot express.
+        ConfigError: unknown scale, a row without a dataset or model role, a role or scale no
+            preset defines (:func:`check_matrix`), a role mapped to an unknown
+            dataset, a model name shared by two different model entries, or a variant the
+            model's framework cannot express.
     """
+    check_matrix(config)
     scale = scale or config["scale"]
     presets = config["presets"]
     if scale not in presets:

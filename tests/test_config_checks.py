@@ -61,3 +61,60 @@ def test_a_row_typo_fails_the_dry_run_with_one_line(tmp_path):
              if "mask_rcnnn" in ln]
     assert lines and lines[0].lstrip().startswith(
         "config.yaml: experiments.table4.rows[1]: model role 'mask_rcnnn'"), lines
+
+
+def _mutated(path: tuple, value) -> dict:
+    """CONFIG with the entry at ``path`` (keys/indices) set to ``value``."""
+    config = copy.deepcopy(CONFIG)
+    node = config
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    return config
+
+
+SCHEMA_MISTAKES = [
+    (("experiments", "table1", "rows", 1, "loss_weight"), float("inf"), "inf is greater than"),
+    (("experiments", "table3", "rows", 0, "temperature"), float("inf"), "inf is greater than the maximum of 10"),
+    (("experiments", "table4", "rows", 1, "num_samples"), 100_000_000, "100000000 is greater"),
+    (("experiments", "supp_unequal", "rows", 1, "num_negatives"), 10**6, "1000000 is greater"),
+    (("datasets", "../outside"), CONFIG["datasets"]["embedded"], "'../outside' does not match"),
+    (("presets", "../outside"), CONFIG["presets"]["smoke"], "'../outside' does not match"),
+    (("presets", "embedded", "models", "mask_rcnn", "name"), "..", "'..' does not match"),
+]
+
+
+@pytest.mark.parametrize("path, value, needle", SCHEMA_MISTAKES)
+def test_the_schema_bounds_settings_and_keeps_run_folders_under_results(path, value, needle):
+    from snakemake.exceptions import WorkflowError
+    from snakemake.utils import validate
+
+    validate(copy.deepcopy(CONFIG), str(REPO / "workflow/schemas/config.schema.yaml"))
+    with pytest.raises(WorkflowError, match="Error validating config") as err:
+        validate(_mutated(path, value), str(REPO / "workflow/schemas/config.schema.yaml"))
+    assert needle in str(err.value)
+
+
+def test_a_nan_lambda_or_tau_stops_the_plan_naming_the_row():
+    # NaN compares false with every bound, so the schema lets it through; the plan does not.
+    for key in ("loss_weight", "temperature"):
+        config = _mutated(("experiments", "table2", "rows", 1, key), float("nan"))
+        with pytest.raises(ConfigError, match=rf"^experiments\.table2\.rows\[1\]: {key} must be "
+                                              "a finite number, got nan$"):
+            expand(config, "embedded")
+
+
+@pytest.mark.parametrize("path, value, needle", [
+    SCHEMA_MISTAKES[0],
+    (("experiments", "table1", "rows", 1, "loss_weight"), float("nan"), "must be a finite number"),
+    SCHEMA_MISTAKES[4],
+])
+def test_bad_settings_fail_the_dry_run_before_any_job(tmp_path, path, value, needle):
+    from test_workflow import snakemake, workdir
+
+    config = _mutated(path, value)
+    wd = workdir(tmp_path, **{path[0]: config[path[0]]})
+    result = snakemake(wd, "-n", "--cores", "1", check=False)
+    assert result.returncode != 0 and "Job stats" not in result.stdout
+    assert needle in result.stdout + result.stderr
+    assert sorted(p.name for p in wd.iterdir() if not p.name.startswith(".")) == ["config.yaml"]

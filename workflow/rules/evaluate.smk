@@ -22,9 +22,9 @@ rule predict_detectron2:
         datasets=detectron2_datasets,
         opts=detectron2_opts,
     shell:
-        "OMP_NUM_THREADS={threads} python {REPO}/baselines/detectron2/train_net.py --eval-only"
-        " --config-file {input.config} {params.datasets} --predictions-out {output}"
-        " OUTPUT_DIR {params.outdir} {params.opts} MODEL.WEIGHTS {input.weights} > {log} 2>&1"
+        "OMP_NUM_THREADS={threads} python {REPO:q}/baselines/detectron2/train_net.py --eval-only"
+        " --config-file {input.config:q} {params.datasets} --predictions-out {output:q}"
+        " OUTPUT_DIR {params.outdir:q} {params.opts} MODEL.WEIGHTS {input.weights:q} > {log:q} 2>&1"
 
 
 rule predict_mmdet:
@@ -44,8 +44,8 @@ rule predict_mmdet:
     params:
         args=lambda wildcards: mmdet_args(wildcards, train=False),
     shell:
-        "OMP_NUM_THREADS={threads} python {REPO}/baselines/mmdet/predict.py {input.config}"
-        " {input.weights} --predictions-out {output} {params.args} > {log} 2>&1"
+        "OMP_NUM_THREADS={threads} python {REPO:q}/baselines/mmdet/predict.py {input.config:q}"
+        " {input.weights:q} --predictions-out {output:q} {params.args} > {log:q} 2>&1"
 
 
 rule predictions_subset:
@@ -61,7 +61,7 @@ rule predictions_subset:
     log:
         f"logs/{SCALE}/subset/{{dataset}}/{{model}}/{{variant}}_{{split}}.log",
     shell:
-        "python -m analysis.subset {input.predictions} {input.subset} -o {output} > {log} 2>&1"
+        "python -m analysis.subset {input.predictions:q} {input.subset:q} -o {output:q} > {log:q} 2>&1"
 
 
 def split_gt(wildcards):
@@ -98,8 +98,8 @@ rule evaluate_cityscapes:
         gt=lambda wildcards: split(wildcards.dataset, "val")["json"],
         gtfine=config.get("sources", {}).get("cityscapes", "datasets/cityscapes") + "/gtFine/val",
     shell:
-        "python -m analysis.cityscapes_eval {params.gt} {params.gtfine} {input.predictions}"
-        " -o {output} --jobs {threads} > {log} 2>&1"
+        "python -m analysis.cityscapes_eval {params.gt:q} {params.gtfine:q} {input.predictions:q}"
+        " -o {output:q} --jobs {threads} > {log:q} 2>&1"
 
 
 rule seg_errors:
@@ -114,7 +114,7 @@ rule seg_errors:
     params:
         gt=split_gt,
     shell:
-        "dcl-seg-errors {params.gt} {input.predictions} -o {output} --jobs {threads} > {log} 2>&1"
+        "dcl-seg-errors {params.gt:q} {input.predictions:q} -o {output:q} --jobs {threads} > {log:q} 2>&1"
 
 
 rule features:
@@ -135,6 +135,6 @@ rule features:
         opts=detectron2_opts,
         max_pixels=PRESET.get("tsne", {}).get("max_pixels", 4000),
     shell:
-        "OMP_NUM_THREADS={threads} python {REPO}/baselines/detectron2/dump_features.py"
-        " --config-file {input.config} {params.datasets} --out {output}"
-        " --max-pixels {params.max_pixels} {params.opts} MODEL.WEIGHTS {input.weights} > {log} 2>&1"
+        "OMP_NUM_THREADS={threads} python {REPO:q}/baselines/detectron2/dump_features.py"
+        " --config-file {input.config:q} {params.datasets} --out {output:q}"
+        " --max-pixels {params.max_pixels} {params.opts} MODEL.WEIGHTS {input.weights:q} > {log:q} 2>&1"

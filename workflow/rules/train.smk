@@ -28,9 +28,9 @@ rule train_detectron2:
         # --resume: a killed run continues from OUTPUT_DIR/last_checkpoint (checkpoints are
         # written before the tag that points at them, so the tag never names a partial file).
         # tee: the console shows detectron2's progress lines (iteration, losses, ETA).
-        "OMP_NUM_THREADS={threads} python {REPO}/baselines/detectron2/train_net.py --resume"
-        " --num-gpus {params.gpus} --config-file {input.config} {params.datasets}"
-        " OUTPUT_DIR {params.outdir} {params.opts} 2>&1 | tee {log}"
+        "OMP_NUM_THREADS={threads} python {REPO:q}/baselines/detectron2/train_net.py --resume"
+        " --num-gpus {params.gpus} --config-file {input.config:q} {params.datasets}"
+        " OUTPUT_DIR {params.outdir:q} {params.opts} 2>&1 | tee {log:q}"
 
 
 rule train_mmdet:
@@ -56,5 +56,5 @@ rule train_mmdet:
         "if [ {params.gpus} -gt 1 ]; then"
         "  launch='python -m torch.distributed.run --nproc_per_node={params.gpus}'; extra='--launcher pytorch';"
         " else launch=python; extra=''; fi;"
-        " OMP_NUM_THREADS={threads} $launch {REPO}/baselines/mmdet/train.py {input.config}"
-        " --work-dir {params.outdir} --resume $extra {params.args} 2>&1 | tee {log}"
+        " OMP_NUM_THREADS={threads} $launch {REPO:q}/baselines/mmdet/train.py {input.config:q}"
+        " --work-dir {params.outdir:q} --resume $extra {params.args} 2>&1 | tee {log:q}"

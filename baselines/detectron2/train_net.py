@@ -146,6 +146,11 @@ def parse_args(argv=None):
 
 
 if __name__ == "__main__":
+    from dcl_core.sampling import InfeasibleSamplingError
+
     args = parse_args()
-    launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
-           dist_url=args.dist_url, args=(args,))
+    try:
+        launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
+               dist_url=args.dist_url, args=(args,))
+    except InfeasibleSamplingError as e:  # raised while the model is built: a config error
+        raise SystemExit(f"error: {e}") from None

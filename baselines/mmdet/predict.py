@@ -82,7 +82,13 @@ def main(argv=None) -> int:
             return 2
         from mmengine.runner import Runner
 
-        runner = Runner.from_cfg(cfg)
+        from dcl_core.sampling import InfeasibleSamplingError
+
+        try:
+            runner = Runner.from_cfg(cfg)
+        except InfeasibleSamplingError as e:  # raised while the model is built
+            print(f"error: {e}", file=sys.stderr)
+            return 2
         metrics = runner.test()
     print(f"predictions: {args.predictions_out} ({int(metrics.get('predictions/count', 0))} instances)")
     return 0

@@ -96,9 +96,15 @@ def main(argv=None) -> int:
     from mmengine.dist import is_main_process
     from mmengine.runner import Runner
 
+    from dcl_core.sampling import InfeasibleSamplingError
+
     if not args.resume:
         (args.work_dir / FINAL).unlink(missing_ok=True)
-    runner = Runner.from_cfg(cfg)
+    try:
+        runner = Runner.from_cfg(cfg)
+    except InfeasibleSamplingError as e:  # raised while the model is built
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     runner.train()
     if runner.iter >= runner.max_iters and is_main_process():
         print(f"model_final: {publish_final(args.work_dir)}")

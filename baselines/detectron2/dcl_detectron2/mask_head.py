@@ -18,6 +18,7 @@ from detectron2.modeling.roi_heads.mask_head import (
 from detectron2.structures import Instances
 
 from dcl_core import DenseContrastiveLoss
+from dcl_core.sampling import check_counts_fit
 
 
 def contrast_loss_from_node(node, channels: int) -> Optional[DenseContrastiveLoss]:
@@ -78,7 +79,10 @@ class ContrastConvUpsampleHead(MaskRCNNConvUpsampleHead):
     @classmethod
     def from_config(cls, cfg, input_shape):
         ret = super().from_config(cfg, input_shape)
-        ret["contrast_loss"] = build_contrast_loss(cfg, ret["conv_dims"][-1])
+        ret["contrast_loss"] = loss = build_contrast_loss(cfg, ret["conv_dims"][-1])
+        if loss is not None:  # the deconv doubles the pooled side: 14 -> 28
+            check_counts_fit(loss.num_anchors, loss.num_positives, loss.num_negatives,
+                             2 * input_shape.height, 2 * input_shape.width)
         return ret
 
     def mask_features(self, x: torch.Tensor) -> torch.Tensor:

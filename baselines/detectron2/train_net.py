@@ -21,6 +21,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+import yaml
 
 from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.config import get_cfg
@@ -93,9 +94,11 @@ def setup(args):
     # line, and a wrong type as ValueError.)
     errors = (KeyError, AssertionError, ValueError, FileNotFoundError)
     try:
-        cfg.merge_from_file(args.config_file)
-    except errors as e:
-        raise SystemExit(f"error: {args.config_file}: {e}") from None
+        # allow_unsafe=False: a python/object tag is refused, not run (detectron2 falls back
+        # to yaml.unsafe_load by default).
+        cfg.merge_from_file(args.config_file, allow_unsafe=False)
+    except (*errors, yaml.YAMLError) as e:
+        raise SystemExit(f"error: {args.config_file}: {' '.join(str(e).split())}") from None
     try:
         cfg.merge_from_list(args.opts)
     except errors as e:

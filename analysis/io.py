@@ -1,8 +1,9 @@
 """Results files: JSON with ``null`` for undefined numbers, and atomic writes.
 
 Every file the project writes for others to read (predictions, metrics, error analysis, tables,
-figures, datasets) goes through :func:`atomic_path`, so a reader or a resumed run never sees a
-half-written file: it is absent, the old one, or complete.
+figures, datasets, checkpoints) goes through :func:`atomic_path`, so a reader or a resumed run
+never sees a half-written file: it is absent, the old one, or complete, even after a power loss
+(the data is fsync'ed before the rename, and the folder after it).
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
     """Yield a temp file name beside ``path``; on success it replaces ``path`` (``os.replace``).
 
     The folder is created if missing. On an exception the temp file is removed and any old
-    ``path`` is kept. The temp name keeps ``path``'s extension, so writers that pick a format
+    ``path`` is kept. The file is fsync'ed before ``os.replace`` and the folder after, so the
+    rename never reaches the disk before the data, and survives a power loss once done. The temp name keeps ``path``'s extension, so writers that pick a format
     by extension (matplotlib) still work. Permissions follow the umask like a plain ``open``
     (``mkstemp`` alone would leave 0600).
     """
@@ -36,10 +38,23 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
         yield tmp
+        _fsync(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    _fsync(path.parent)
+
+
+def _fsync(path: str | os.PathLike) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems cannot sync a folder; the data itself was synced
+        if not os.path.isdir(path):
+            raise
+    finally:
+        os.close(fd)
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:

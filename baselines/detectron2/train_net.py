@@ -8,7 +8,8 @@ Like detectron2's ``tools/train_net.py`` (same flags, ``KEY VALUE`` overrides), 
   ``cityscapes_fine_instance_seg_train``, ...) work as usual under ``$DETECTRON2_DATASETS``.
 - ``--predictions-out FILE`` with ``--eval-only`` writes COCO-format results for the first
   ``DATASETS.TEST`` entry; scoring them is the evaluation step's job (``analysis.coco_eval``).
-- ``--resume`` continues from ``OUTPUT_DIR/last_checkpoint`` after an interruption.
+- ``--resume`` continues from ``OUTPUT_DIR/last_checkpoint`` after an interruption, or from the
+  newest checkpoint that loads if that one is damaged (``dcl_detectron2.checkpoint``).
 
 The authors' commands work unchanged, e.g.::
 
@@ -31,6 +32,7 @@ from detectron2.solver.build import get_default_optimizer_params, maybe_add_grad
 from detectron2.utils.events import CommonMetricPrinter, JSONWriter, TensorboardXWriter
 
 from dcl_detectron2 import add_project_config
+from dcl_detectron2.checkpoint import ResumableCheckpointer
 from dcl_detectron2.cost import TrainingCostHook
 from dcl_detectron2.data import parse_dataset_arg, register_coco_dataset
 from dcl_detectron2.predictions import COCOResultsWriter
@@ -54,6 +56,8 @@ class Trainer(DefaultTrainer):
         ]
 
     def build_hooks(self):
+        # Before the checkpoint hook takes it: atomic saves, and a resume past a bad file.
+        self.checkpointer = ResumableCheckpointer.like(self.checkpointer)
         hooks = super().build_hooks()
         # Before the writers (the last hooks), so the cost file exists once training ends.
         hooks.insert(-1, TrainingCostHook(self.cfg.OUTPUT_DIR, self.cfg.MODEL.DEVICE,

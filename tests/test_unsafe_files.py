@@ -33,3 +33,55 @@ def test_train_net_refuses_a_yaml_config_with_a_python_tag(tmp_path):
     assert last.startswith(f"error: {config}: ") and "python/object/apply:os.system" in last
     assert not marker.exists()
     assert not (tmp_path / "out").exists()
+
+
+class _Command:
+    """Unpickling this runs ``touch marker``, as a hostile weights file would."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+@pytest.mark.parametrize("protocol", [2, 4, 5])
+def test_plain_pickled_weights_pass_and_code_is_refused_before_it_runs(tmp_path, protocol):
+    import pickle
+
+    import numpy as np
+
+    from analysis.weights import check_plain_pickle
+
+    plain = tmp_path / "R-50.pkl"  # the model-zoo layout: numpy blobs and metadata
+    plain.write_bytes(pickle.dumps({"model": {"conv1.weight": np.ones((2, 3), np.float32),
+                                              "steps": np.int64(3)},
+                                    "__author__": "zoo", "matching_heuristics": True},
+                                   protocol=protocol))
+    check_plain_pickle(plain)
+    marker = tmp_path / "marker"
+    evil = tmp_path / "evil.pkl"
+    evil.write_bytes(pickle.dumps({"model": {"w": _Command(marker)}}))
+    with pytest.raises(pickle.UnpicklingError) as err:
+        check_plain_pickle(evil)
+    assert str(err.value) == f"{evil}: global posix.system is not allowed in a weights file"
+    assert not marker.exists()
+
+
+def test_train_net_refuses_pkl_weights_that_would_run_code_in_one_line(tmp_path):
+    pytest.importorskip("detectron2")
+    import pickle
+
+    marker = tmp_path / "marker"
+    evil = tmp_path / "evil.pkl"
+    evil.write_bytes(pickle.dumps({"model": {"w": _Command(marker)}, "__author__": "x"}))
+    result = subprocess.run(
+        [sys.executable, str(REPO / "baselines/detectron2/train_net.py"), "--eval-only",
+         "--config-file", str(D2_CONFIG), "MODEL.WEIGHTS", str(evil),
+         "OUTPUT_DIR", str(tmp_path / "out")],
+        env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: {evil} refused: UnpicklingError: {evil}: global posix.system is not allowed "
+        "in a weights file")
+    assert not marker.exists()

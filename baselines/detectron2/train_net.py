@@ -24,7 +24,6 @@ from pathlib import Path
 import torch
 import yaml
 
-from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.config import get_cfg
 from detectron2.engine import DefaultTrainer, default_argument_parser, default_setup, launch
 from detectron2.evaluation import inference_on_dataset
@@ -129,7 +128,7 @@ def main(args):
     cfg = setup(args)
     if args.eval_only:
         model = Trainer.build_model(cfg)
-        DetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(
+        ResumableCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(
             cfg.MODEL.WEIGHTS, resume=args.resume
         )
         if not cfg.DATASETS.TEST:
@@ -153,11 +152,14 @@ def parse_args(argv=None):
 
 
 if __name__ == "__main__":
+    import pickle
+
     from dcl_core.sampling import InfeasibleSamplingError
 
     args = parse_args()
     try:
         launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
                dist_url=args.dist_url, args=(args,))
-    except InfeasibleSamplingError as e:  # raised while the model is built: a config error
+    # Counts no RoI can satisfy (raised while the model is built); weights that would run code.
+    except (InfeasibleSamplingError, pickle.UnpicklingError) as e:
         raise SystemExit(f"error: {e}") from None

@@ -1,10 +1,14 @@
-"""A detectron2 checkpointer whose files survive a power loss and whose resume survives a bad file.
+"""A detectron2 checkpointer whose files survive a power loss, whose resume survives a bad file,
+and which reads no weights file that would run code.
 
 detectron2 (fvcore) writes ``model_*.pth`` and the ``last_checkpoint`` tag in place, and a
 resume trusts the tag: a power loss mid-write leaves a truncated checkpoint or an empty tag, and
 every later ``--resume`` then fails with the same traceback. :class:`ResumableCheckpointer`
 writes both through :func:`analysis.io.atomic_path` (temp file, fsync, ``os.replace``), and on
 resume takes the newest checkpoint that loads, saying in one warning line what it skipped.
+``.pth`` files are read by torch's weights-only loading (fvcore's ``torch.load``); detectron2
+reads ``.pkl`` weights with plain ``pickle.load``, so they are first checked to hold plain data
+only (:func:`analysis.weights.check_plain_pickle`).
 """
 
 from __future__ import annotations
@@ -18,12 +22,11 @@ from typing import Any, Dict, List, Optional
 from detectron2.checkpoint import DetectionCheckpointer
 
 from analysis.io import atomic_path
+from analysis.weights import UNREADABLE, check_plain_pickle, refusal_reason
 
 __all__ = ["ResumableCheckpointer"]
 
 TAG = "last_checkpoint"  # fvcore's name for the file naming the newest checkpoint
-# What torch.load raises on a truncated, empty, garbled or vanished file.
-UNREADABLE = (OSError, EOFError, RuntimeError, ValueError, pickle.UnpicklingError)
 
 
 class _AtomicWrites:
@@ -66,6 +69,10 @@ class ResumableCheckpointer(DetectionCheckpointer):
     (``MODEL.WEIGHTS``) at iteration 0, again with one warning line. ``has_checkpoint()``
     then says whether a checkpoint was resumed from, which ``DefaultTrainer.resume_or_load``
     uses to set the start iteration.
+
+    Loading a ``.pkl`` that holds anything but plain data (numpy arrays, containers), or a
+    ``.pth`` that torch's weights-only loading refuses, raises ``pickle.UnpicklingError``
+    with one line naming the file, before anything in it runs.
     """
 
     def __init__(self, *args, **kwargs) -> None:
@@ -132,4 +139,9 @@ class ResumableCheckpointer(DetectionCheckpointer):
         if self._preloaded is not None and self._preloaded[0] == filename:
             checkpoint, self._preloaded = self._preloaded[1], None
             return checkpoint
-        return super()._load_file(filename)
+        try:
+            if filename.endswith(".pkl"):  # detectron2 would unpickle it with pickle.load
+                check_plain_pickle(filename)
+            return super()._load_file(filename)
+        except pickle.UnpicklingError as e:
+            raise pickle.UnpicklingError(f"{filename} refused: {refusal_reason(e)}") from None

@@ -124,17 +124,29 @@ def setup(args):
     return cfg
 
 
+def check_not_an_input(out: Path, args, cfg) -> None:
+    """Refuse a predictions file that is one of the run's inputs (a ``--dataset`` JSON, the
+    config, the weights): writing it would destroy that input."""
+    inputs = [args.config_file, cfg.MODEL.WEIGHTS]
+    inputs += [str(parse_dataset_arg(spec)[1]) for spec in args.dataset]
+    hit = next((p for p in inputs if p and Path(p).resolve() == out.resolve()), None)
+    if hit:
+        raise SystemExit(f"error: --predictions-out {out} is an input of this run ({hit}); "
+                         "write the predictions to another file")
+
+
 def main(args):
     cfg = setup(args)
     if args.eval_only:
-        model = Trainer.build_model(cfg)
-        ResumableCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(
-            cfg.MODEL.WEIGHTS, resume=args.resume
-        )
         if not cfg.DATASETS.TEST:
             raise SystemExit("error: --eval-only needs DATASETS.TEST")
         name = cfg.DATASETS.TEST[0]
         out = Path(args.predictions_out or predictions_file(cfg.OUTPUT_DIR, name))
+        check_not_an_input(out, args, cfg)
+        model = Trainer.build_model(cfg)
+        ResumableCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(
+            cfg.MODEL.WEIGHTS, resume=args.resume
+        )
         loader = Trainer.build_test_loader(cfg, name)
         return inference_on_dataset(model, loader, COCOResultsWriter(name, out))
     trainer = Trainer(cfg)

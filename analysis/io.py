@@ -16,7 +16,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
-__all__ = ["atomic_path", "read_json", "to_json_safe", "write_json_atomic", "write_text_atomic"]
+__all__ = ["atomic_path", "input_overwritten_by", "read_json", "to_json_safe", "write_json_atomic",
+           "write_text_atomic"]
 
 
 @contextlib.contextmanager
@@ -55,6 +56,14 @@ def _fsync(path: str | os.PathLike) -> None:
             raise
     finally:
         os.close(fd)
+
+
+def input_overwritten_by(out: str | os.PathLike,
+                         inputs: "list[str | os.PathLike | None]") -> Optional[str]:
+    """The first of ``inputs`` that ``out`` resolves to (so writing ``out`` would destroy it),
+    else None. Symbolic links and ``..`` are resolved; ``None`` inputs are skipped."""
+    target = Path(out).resolve()
+    return next((str(p) for p in inputs if p and Path(p).resolve() == target), None)
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:

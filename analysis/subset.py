@@ -14,7 +14,7 @@ import sys
 from typing import Any, Sequence
 
 from .coco_eval import CocoFormatError, _load_json
-from .io import write_json_atomic
+from .io import input_overwritten_by, write_json_atomic
 
 __all__ = ["restrict_to_images"]
 
@@ -56,6 +56,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("subset", help="COCO ground-truth JSON of the subset")
     parser.add_argument("-o", "--out", required=True, help="where to write the restricted results")
     args = parser.parse_args(argv)
+    if hit := input_overwritten_by(args.out, [args.predictions, args.subset]):
+        print(f"error: -o {args.out} is an input ({hit}); write to another file", file=sys.stderr)
+        return 2
     try:
         kept = restrict_to_images(args.predictions, args.subset)
     except CocoFormatError as e:

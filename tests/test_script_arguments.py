@@ -80,3 +80,39 @@ def test_mmdet_train_refuses_a_work_dir_that_is_a_file(tmp_path):
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
     assert result.stderr.strip().splitlines()[-1] == f"error: --work-dir {work} is a file, not a folder"
     assert work.read_text() == "a file"
+
+
+@pytest.mark.parametrize("argv, flag", [
+    (["occ", "GT", "--out", "GT"], "--out"),
+    (["mini", "GT", "OTHER", "--out-train", "OTHER", "--out-val", "v.json"], "--out-train"),
+    (["mini", "GT", "OTHER", "--out-train", "t.json", "--out-val", "./GT"], "--out-val"),
+])
+def test_data_subsets_refuse_an_output_that_is_an_input(tmp_path, capsys, monkeypatch, argv, flag):
+    from dcl_data.coco_subsets import main
+
+    monkeypatch.chdir(tmp_path)
+    gt = _tiny_coco(tmp_path)
+    other = tmp_path / "other.json"
+    other.write_bytes(gt.read_bytes())
+    argv = [{"GT": str(gt), "OTHER": str(other), "./GT": "./gt.json"}.get(a, a) for a in argv]
+    before = (gt.read_bytes(), other.read_bytes())
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {flag} ") and "is an input" in err and "\n" not in err
+    assert (gt.read_bytes(), other.read_bytes()) == before
+    assert not (tmp_path / "t.json").exists() and not (tmp_path / "v.json").exists()
+
+
+@pytest.mark.parametrize("which", ["predictions", "subset"])
+def test_analysis_subset_refuses_an_output_that_is_an_input(tmp_path, capsys, which):
+    from analysis.subset import main
+
+    gt = _tiny_coco(tmp_path)
+    predictions = tmp_path / "predictions.json"
+    predictions.write_text("[]")
+    out = predictions if which == "predictions" else gt
+    before = (gt.read_bytes(), predictions.read_bytes())
+    assert main([str(predictions), str(gt), "-o", str(out)]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: -o {out} is an input ({out}); write to another file")
+    assert (gt.read_bytes(), predictions.read_bytes()) == before

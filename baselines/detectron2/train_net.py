@@ -30,6 +30,7 @@ from detectron2.evaluation import inference_on_dataset
 from detectron2.solver.build import get_default_optimizer_params, maybe_add_gradient_clipping
 from detectron2.utils.events import CommonMetricPrinter, JSONWriter, TensorboardXWriter
 
+from analysis.io import input_overwritten_by
 from dcl_detectron2 import add_project_config
 from dcl_detectron2.checkpoint import ResumableCheckpointer
 from dcl_detectron2.cost import TrainingCostHook
@@ -128,9 +129,8 @@ def check_not_an_input(out: Path, args, cfg) -> None:
     """Refuse a predictions file that is one of the run's inputs (a ``--dataset`` JSON, the
     config, the weights): writing it would destroy that input."""
     inputs = [args.config_file, cfg.MODEL.WEIGHTS]
-    inputs += [str(parse_dataset_arg(spec)[1]) for spec in args.dataset]
-    hit = next((p for p in inputs if p and Path(p).resolve() == out.resolve()), None)
-    if hit:
+    inputs += [parse_dataset_arg(spec)[1] for spec in args.dataset]
+    if hit := input_overwritten_by(out, inputs):
         raise SystemExit(f"error: --predictions-out {out} is an input of this run ({hit}); "
                          "write the predictions to another file")
 

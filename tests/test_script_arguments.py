@@ -116,3 +116,14 @@ def test_analysis_subset_refuses_an_output_that_is_an_input(tmp_path, capsys, wh
     assert capsys.readouterr().err.strip() == (
         f"error: -o {out} is an input ({out}); write to another file")
     assert (gt.read_bytes(), predictions.read_bytes()) == before
+
+
+def test_train_net_refuses_an_output_dir_that_is_a_file(tmp_path):
+    pytest.importorskip("detectron2")
+    out = tmp_path / "out"
+    out.write_text("a file")
+    result = _run(REPO / "baselines/detectron2/train_net.py", "--config-file", D2_CONFIG,
+                  "OUTPUT_DIR", out)
+    assert result.returncode != 0 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert result.stderr.strip().splitlines()[-1] == f"error: OUTPUT_DIR {out} is a file, not a folder"
+    assert out.read_text() == "a file"

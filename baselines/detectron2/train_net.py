@@ -120,6 +120,8 @@ def setup(args):
         cfg.MODEL.ROI_HEADS.NUM_CLASSES = num_classes
     if not torch.cuda.is_available():
         cfg.MODEL.DEVICE = "cpu"
+    if Path(cfg.OUTPUT_DIR).is_file():
+        raise SystemExit(f"error: OUTPUT_DIR {cfg.OUTPUT_DIR} is a file, not a folder")
     cfg.freeze()
     default_setup(cfg, args)
     return cfg

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from analysis.io import atomic_path
+from bad_inputs import DAMAGES, damage
 
 
 def test_atomic_path_syncs_the_data_before_the_rename_and_the_folder_after(tmp_path, monkeypatch):
@@ -74,24 +75,17 @@ class _Unpicklable:
         raise RuntimeError("cannot pickle this")
 
 
-@pytest.mark.parametrize("damage", ["truncated", "empty_file", "missing", "empty_tag"])
+@pytest.mark.parametrize("how", DAMAGES)
 def test_resume_falls_back_to_the_newest_loadable_checkpoint_with_one_warning(
-        tmp_path, caplog, damage):
+        tmp_path, caplog, how):
     weights = _saved_run(tmp_path)
-    last = tmp_path / "model_0000003.pth"
-    if damage == "truncated":
-        last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])
-    elif damage == "empty_file":
-        last.write_bytes(b"")
-    elif damage == "missing":
-        last.unlink()
-    else:
-        (tmp_path / "last_checkpoint").write_text("")
+    damage(tmp_path / "model_0000003.pth", how)
+    if how == "empty_tag":
         weights[1] = weights[3]  # the newest file is intact: it is the one to resume from
     ck = _checkpointer(tmp_path, seed=7)
     with caplog.at_level(logging.WARNING):
         extra = ck.resume_or_load("", resume=True)
-    expected = 3 if damage == "empty_tag" else 1
+    expected = 3 if how == "empty_tag" else 1
     assert extra["iteration"] == expected and ck.has_checkpoint()
     torch.testing.assert_close(ck.model.weight, weights[1])
     warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]

@@ -4,22 +4,17 @@ scripts), and a run whose RoIs stay all invalid says so."""
 from __future__ import annotations
 
 import itertools
-import json
 import logging
-import os
-import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
 
+from bad_inputs import MMDET_DIR, REPO, run_script, tiny_coco
 from dcl_core.monitor import ValidRoIWatch
 from dcl_core.sampling import InfeasibleSamplingError, check_counts_fit, sample_pixels
 
-REPO = Path(__file__).resolve().parents[1]
 D2_CONFIGS = REPO / "baselines" / "detectron2" / "configs"
-MMDET_DIR = REPO / "baselines" / "mmdet"
 K = "MODEL.ROI_MASK_HEAD.CONTRAST_LOSS."
 DCL = ["MODEL.ROI_HEADS.NAME", "ContrastRoIHeads",
        "MODEL.ROI_MASK_HEAD.NAME", "ContrastConvUpsampleHead"]
@@ -128,11 +123,9 @@ def test_a_mask_rcnn_whose_rois_are_never_valid_warns(caplog):
 
 def test_train_net_refuses_k_400_in_one_line_before_training(tmp_path):
     pytest.importorskip("detectron2")
-    result = subprocess.run(
-        [sys.executable, str(REPO / "baselines/detectron2/train_net.py"), "--config-file",
-         str(D2_CONFIGS / "embedded" / "mask_rcnn_R_18_FPN_dcl.yaml"),
-         K + "NUM_SAMPLES", "400", "OUTPUT_DIR", str(tmp_path / "out")],
-        env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300)
+    result = run_script(REPO / "baselines/detectron2/train_net.py", "--config-file",
+                        D2_CONFIGS / "embedded" / "mask_rcnn_R_18_FPN_dcl.yaml",
+                        K + "NUM_SAMPLES", "400", "OUTPUT_DIR", tmp_path / "out")
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith(
         "error: K=400 leaves no valid RoI at 28x28")
@@ -157,24 +150,10 @@ def test_refinemask_refuses_counts_its_first_stage_cannot_satisfy_at_build():
 
 def test_mmdet_train_refuses_k_400_in_one_line(tmp_path):
     pytest.importorskip("mmcv")
-    from PIL import Image
-
-    Image.new("RGB", (32, 32)).save(tmp_path / "a.png")
-    (tmp_path / "train.json").write_text(json.dumps({
-        "images": [{"id": 1, "file_name": "a.png", "height": 32, "width": 32}],
-        "categories": [{"id": 1, "name": "thing"}],
-        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [4, 4, 16, 16],
-                         "area": 256, "iscrowd": 0,
-                         "segmentation": [[4, 4, 20, 4, 20, 20, 4, 20]]}]}))
     work = tmp_path / "work"
-    result = subprocess.run(
-        [sys.executable, str(MMDET_DIR / "train.py"),
-         str(MMDET_DIR / "configs/embedded/refinemask_r18_fpn_dcl.py"), "--work-dir", str(work),
-         "--train-data", f"{tmp_path / 'train.json'}:{tmp_path}", "--cfg-options",
-         "model.roi_head.mask_head.loss_contrast.num_samples=400"],
-        env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(
-            [str(MMDET_DIR), os.environ.get("PYTHONPATH", "")])},
-        capture_output=True, text=True, timeout=300, cwd=REPO)
+    result = run_script(MMDET_DIR / "train.py", MMDET_DIR / "configs/embedded/refinemask_r18_fpn_dcl.py",
+                        "--work-dir", work, "--train-data", f"{tiny_coco(tmp_path)}:{tmp_path}",
+                        "--cfg-options", "model.roi_head.mask_head.loss_contrast.num_samples=400")
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
     assert result.stderr.strip().splitlines()[-1].startswith(
         "error: K=400 leaves no valid RoI at 28x28")

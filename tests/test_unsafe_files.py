@@ -3,14 +3,11 @@ command it carries never runs."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from bad_inputs import REPO, Command, run_script
 D2_CONFIG = REPO / "baselines/detectron2/configs/embedded/mask_rcnn_R_18_FPN.yaml"
 
 
@@ -24,25 +21,13 @@ def test_train_net_refuses_a_yaml_config_with_a_python_tag(tmp_path):
     pytest.importorskip("detectron2")
     marker = tmp_path / "marker"
     config = _evil_yaml(tmp_path / "evil.yaml", marker, D2_CONFIG)
-    result = subprocess.run(
-        [sys.executable, str(REPO / "baselines/detectron2/train_net.py"),
-         "--config-file", str(config), "OUTPUT_DIR", str(tmp_path / "out")],
-        env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300)
+    result = run_script(REPO / "baselines/detectron2/train_net.py", "--config-file", config,
+                        "OUTPUT_DIR", tmp_path / "out")
     assert result.returncode != 0 and "Traceback" not in result.stderr
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith(f"error: {config}: ") and "python/object/apply:os.system" in last
     assert not marker.exists()
     assert not (tmp_path / "out").exists()
-
-
-class _Command:
-    """Unpickling this runs ``touch marker``, as a hostile weights file would."""
-
-    def __init__(self, marker: Path):
-        self.marker = marker
-
-    def __reduce__(self):
-        return os.system, (f"touch {self.marker}",)
 
 
 @pytest.mark.parametrize("protocol", [2, 4, 5])
@@ -61,7 +46,7 @@ def test_plain_pickled_weights_pass_and_code_is_refused_before_it_runs(tmp_path,
     check_plain_pickle(plain)
     marker = tmp_path / "marker"
     evil = tmp_path / "evil.pkl"
-    evil.write_bytes(pickle.dumps({"model": {"w": _Command(marker)}}))
+    evil.write_bytes(pickle.dumps({"model": {"w": Command(marker)}}))
     with pytest.raises(pickle.UnpicklingError) as err:
         check_plain_pickle(evil)
     assert str(err.value) == f"{evil}: global posix.system is not allowed in a weights file"
@@ -74,12 +59,9 @@ def test_train_net_refuses_pkl_weights_that_would_run_code_in_one_line(tmp_path)
 
     marker = tmp_path / "marker"
     evil = tmp_path / "evil.pkl"
-    evil.write_bytes(pickle.dumps({"model": {"w": _Command(marker)}, "__author__": "x"}))
-    result = subprocess.run(
-        [sys.executable, str(REPO / "baselines/detectron2/train_net.py"), "--eval-only",
-         "--config-file", str(D2_CONFIG), "MODEL.WEIGHTS", str(evil),
-         "OUTPUT_DIR", str(tmp_path / "out")],
-        env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300)
+    evil.write_bytes(pickle.dumps({"model": {"w": Command(marker)}, "__author__": "x"}))
+    result = run_script(REPO / "baselines/detectron2/train_net.py", "--eval-only", "--config-file",
+                        D2_CONFIG, "MODEL.WEIGHTS", evil, "OUTPUT_DIR", tmp_path / "out")
     assert result.returncode != 0 and "Traceback" not in result.stderr, result.stderr[-2000:]
     assert result.stderr.strip().splitlines()[-1] == (
         f"error: {evil} refused: UnpicklingError: {evil}: global posix.system is not allowed "

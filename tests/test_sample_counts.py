@@ -125,7 +125,8 @@ def test_train_net_refuses_k_400_in_one_line_before_training(tmp_path):
     pytest.importorskip("detectron2")
     result = run_script(REPO / "baselines/detectron2/train_net.py", "--config-file",
                         D2_CONFIGS / "embedded" / "mask_rcnn_R_18_FPN_dcl.yaml",
-                        K + "NUM_SAMPLES", "400", "OUTPUT_DIR", tmp_path / "out")
+                        K + "NUM_SAMPLES", "400", "DATASETS.TRAIN", "()", "DATASETS.TEST", "()",
+                        "OUTPUT_DIR", tmp_path / "out")
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith(
         "error: K=400 leaves no valid RoI at 28x28")

@@ -96,7 +96,21 @@ def test_train_net_refuses_an_output_dir_that_is_a_file(tmp_path):
     out = tmp_path / "out"
     out.write_text("a file")
     result = run_script(REPO / "baselines/detectron2/train_net.py", "--config-file", D2_CONFIG,
-                  "OUTPUT_DIR", out)
+                        "DATASETS.TRAIN", "()", "DATASETS.TEST", "()", "OUTPUT_DIR", out)
     assert result.returncode != 0 and "Traceback" not in result.stderr, result.stderr[-2000:]
     assert result.stderr.strip().splitlines()[-1] == f"error: OUTPUT_DIR {out} is a file, not a folder"
     assert out.read_text() == "a file"
+
+
+def test_train_net_refuses_unregistered_dataset_names_before_training(tmp_path):
+    pytest.importorskip("detectron2")
+    gt = tiny_coco(tmp_path)
+    # Without this check the test split's name failed only in the evaluation after training.
+    result = run_script(REPO / "baselines/detectron2/train_net.py", "--config-file", D2_CONFIG,
+                        f"--dataset=tiny={gt}:{tmp_path}", "DATASETS.TRAIN", "('tiny',)",
+                        "DATASETS.TEST", "('tiny_vall',)", "OUTPUT_DIR", tmp_path / "out")
+    assert result.returncode != 0 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: DATASETS.TRAIN/TEST name unregistered datasets ['tiny_vall']; register each with "
+        "--dataset NAME=JSON:IMAGE_ROOT")
+    assert not (tmp_path / "out").exists()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bad_inputs import REPO, Command, run_script
+from bad_inputs import REPO, Command, run_script, tiny_coco
 D2_CONFIG = REPO / "baselines/detectron2/configs/embedded/mask_rcnn_R_18_FPN.yaml"
 
 
@@ -60,8 +60,10 @@ def test_train_net_refuses_pkl_weights_that_would_run_code_in_one_line(tmp_path)
     marker = tmp_path / "marker"
     evil = tmp_path / "evil.pkl"
     evil.write_bytes(pickle.dumps({"model": {"w": Command(marker)}, "__author__": "x"}))
+    gt = tiny_coco(tmp_path)
     result = run_script(REPO / "baselines/detectron2/train_net.py", "--eval-only", "--config-file",
-                        D2_CONFIG, "MODEL.WEIGHTS", evil, "OUTPUT_DIR", tmp_path / "out")
+                        D2_CONFIG, f"--dataset=tiny={gt}:{tmp_path}", "DATASETS.TEST", "('tiny',)",
+                        "MODEL.WEIGHTS", evil, "OUTPUT_DIR", tmp_path / "out")
     assert result.returncode != 0 and "Traceback" not in result.stderr, result.stderr[-2000:]
     assert result.stderr.strip().splitlines()[-1] == (
         f"error: {evil} refused: UnpicklingError: {evil}: global posix.system is not allowed "

@@ -34,7 +34,7 @@ from analysis.io import input_overwritten_by
 from dcl_detectron2 import add_project_config
 from dcl_detectron2.checkpoint import ResumableCheckpointer
 from dcl_detectron2.cost import TrainingCostHook
-from dcl_detectron2.data import parse_dataset_arg, register_coco_dataset
+from dcl_detectron2.data import parse_dataset_arg, register_coco_dataset, unregistered_datasets
 from dcl_detectron2.predictions import COCOResultsWriter
 
 
@@ -116,6 +116,10 @@ def setup(args):
             raise SystemExit(f"error: {e}") from None
         if name in cfg.DATASETS.TRAIN:
             num_classes = n
+    splits = ("TEST",) if args.eval_only else ("TRAIN", "TEST")
+    if unknown := unregistered_datasets(cfg, splits):
+        raise SystemExit(f"error: DATASETS.{'/'.join(splits)} name unregistered datasets "
+                         f"{unknown}; register each with --dataset NAME=JSON:IMAGE_ROOT")
     if num_classes is not None:
         cfg.MODEL.ROI_HEADS.NUM_CLASSES = num_classes
     if not torch.cuda.is_available():

@@ -30,7 +30,7 @@ def refusal_reason(error: BaseException, limit: int = 200) -> str:
     text = str(error)
     marker = "WeightsUnpickler error:"
     if marker in text:
-        reason = text.split(marker, 1)[1].split("\n", 1)[0]
+        reason = text.split(marker, 1)[1].split("\n\nCheck the documentation", 1)[0]
     else:
         paragraphs = [p for p in text.split("\n\n") if p.strip() and not p.startswith(
             ("Weights only load failed", "Check the documentation"))]

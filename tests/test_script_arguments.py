@@ -11,35 +11,28 @@ D2_CONFIG = REPO / "baselines/detectron2/configs/embedded/mask_rcnn_R_18_FPN.yam
 MMDET_CONFIG = MMDET_DIR / "configs" / "embedded" / "refinemask_r18_fpn.py"
 
 
-def test_train_net_refuses_predictions_over_the_ground_truth(tmp_path):
-    pytest.importorskip("detectron2")
+@pytest.mark.parametrize("framework", ["detectron2", "mmdet"])
+def test_prediction_scripts_refuse_predictions_over_the_ground_truth(tmp_path, framework):
+    pytest.importorskip("detectron2" if framework == "detectron2" else "mmcv")
     gt = tiny_coco(tmp_path)
     before = gt.read_bytes()
-    result = run_script(REPO / "baselines/detectron2/train_net.py", "--eval-only", "--config-file",
-                  D2_CONFIG, f"--dataset=tiny_val={gt}:{tmp_path}", "--predictions-out",
-                  tmp_path / "." / "gt.json", "DATASETS.TEST", "('tiny_val',)",
-                  "OUTPUT_DIR", tmp_path / "out")
+    out = tmp_path / "." / "gt.json"
+    if framework == "detectron2":
+        args = [REPO / "baselines/detectron2/train_net.py", "--eval-only", "--config-file",
+                D2_CONFIG, f"--dataset=tiny_val={gt}:{tmp_path}", "--predictions-out", out,
+                "DATASETS.TEST", "('tiny_val',)", "OUTPUT_DIR", tmp_path / "out"]
+    else:
+        import torch
+
+        checkpoint = tmp_path / "model.pth"
+        torch.save({"state_dict": {}, "meta": {}}, checkpoint)
+        args = [MMDET_DIR / "predict.py", MMDET_CONFIG, checkpoint, "--val-data",
+                f"{gt}:{tmp_path}", "--predictions-out", out]
+    result = run_script(*args)
     assert result.returncode != 0 and "Traceback" not in result.stderr, result.stderr[-2000:]
     assert result.stderr.strip().splitlines()[-1] == (
-        f"error: --predictions-out {tmp_path / '.' / 'gt.json'} is an input of this run ({gt}); "
+        f"error: --predictions-out {out} is an input of this run ({gt}); "
         "write the predictions to another file")
-    assert gt.read_bytes() == before
-
-
-def test_mmdet_predict_refuses_predictions_over_the_ground_truth(tmp_path):
-    pytest.importorskip("mmcv")
-    import torch
-
-    gt = tiny_coco(tmp_path)
-    before = gt.read_bytes()
-    checkpoint = tmp_path / "model.pth"
-    torch.save({"state_dict": {}, "meta": {}}, checkpoint)
-    result = run_script(MMDET_DIR / "predict.py", MMDET_CONFIG, checkpoint, "--val-data",
-                  f"{gt}:{tmp_path}", "--predictions-out", gt)
-    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
-    assert result.stderr.strip().splitlines()[-1] == (
-        f"error: --predictions-out {gt} is an input of this run ({gt}); write the predictions "
-        "to another file")
     assert gt.read_bytes() == before
 
 
@@ -48,8 +41,8 @@ def test_mmdet_train_refuses_a_work_dir_that_is_a_file(tmp_path):
     gt = tiny_coco(tmp_path)
     work = tmp_path / "work"
     work.write_text("a file")
-    result = run_script(MMDET_DIR / "train.py", MMDET_CONFIG, "--work-dir", work, "--train-data",
-                  f"{gt}:{tmp_path}")
+    result = run_script(MMDET_DIR / "train.py", MMDET_CONFIG, "--work-dir", work,
+                        "--train-data", f"{gt}:{tmp_path}")
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
     assert result.stderr.strip().splitlines()[-1] == f"error: --work-dir {work} is a file, not a folder"
     assert work.read_text() == "a file"

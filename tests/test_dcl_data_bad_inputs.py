@@ -86,3 +86,27 @@ def test_a_downloads_path_that_is_a_file_is_one_line(tmp_path, module, extra):
     assert run.stderr.strip().splitlines() == [
         f"error: {cache}: the downloads cache must be a folder, not a file"]
     assert cache.read_text() == "not a folder" and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("existing", ["file", "folder_with_other_files", "cwd"])
+def test_the_embedded_builder_never_replaces_what_it_did_not_build(tmp_path, existing,
+                                                                   monkeypatch):
+    from dcl_data.embedded import build_embedded_dataset
+
+    if existing == "file":
+        out = tmp_path / "out"
+        out.write_text("notes")
+    else:
+        out = tmp_path / "out"
+        out.mkdir()
+        (out / "keep.txt").write_text("notes")
+        if existing == "cwd":
+            monkeypatch.chdir(out)
+            out = Path(".")
+    with pytest.raises(DatasetError) as err:
+        build_embedded_dataset(tmp_path / "no-downloads", out, python="/nonexistent/python")
+    assert str(err.value).startswith(f"--out {out} exists and is not an embedded dataset")
+    assert "\n" not in str(err.value)
+    kept = tmp_path / "out" if existing == "file" else tmp_path / "out" / "keep.txt"
+    assert kept.read_text() == "notes"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]

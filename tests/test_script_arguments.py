@@ -31,8 +31,7 @@ def test_prediction_scripts_refuse_predictions_over_the_ground_truth(tmp_path, f
     result = run_script(*args)
     assert result.returncode != 0 and "Traceback" not in result.stderr, result.stderr[-2000:]
     assert result.stderr.strip().splitlines()[-1] == (
-        f"error: --predictions-out {out} is an input of this run ({gt}); "
-        "write the predictions to another file")
+        f"error: --predictions-out {out} is an input of this run ({gt}); write to another file")
     assert gt.read_bytes() == before
 
 
@@ -107,3 +106,17 @@ def test_train_net_refuses_unregistered_dataset_names_before_training(tmp_path):
         "error: DATASETS.TRAIN/TEST name unregistered datasets ['tiny_vall']; register each with "
         "--dataset NAME=JSON:IMAGE_ROOT")
     assert not (tmp_path / "out").exists()
+
+
+def test_dump_features_refuses_to_write_over_the_weights(tmp_path):
+    pytest.importorskip("detectron2")
+    gt = tiny_coco(tmp_path)
+    weights = tmp_path / "model_final.pth"
+    weights.write_bytes(b"trained weights")
+    result = run_script(REPO / "baselines/detectron2/dump_features.py", "--config-file", D2_CONFIG,
+                        f"--dataset=tiny={gt}:{tmp_path}", "--out", weights,
+                        "DATASETS.TEST", "('tiny',)", "MODEL.WEIGHTS", weights)
+    assert result.returncode != 0 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: --out {weights} is an input of this run ({weights}); write to another file")
+    assert weights.read_bytes() == b"trained weights"

@@ -339,7 +339,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[Sequence[str]] = None) -> dict[str, np.ndarray]:
     """Run the command; returns the written arrays. Exits with one ``error:`` line on bad input."""
-    from train_net import setup
+    from train_net import check_not_an_input, setup
 
     args = parse_args(argv)
     out = Path(args.out)
@@ -353,6 +353,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict[str, np.ndarray]:
         raise SystemExit("error: MODEL.WEIGHTS is empty: give the trained model's checkpoint")
     if "://" not in weights and not Path(weights).is_file():
         raise SystemExit(f"error: MODEL.WEIGHTS {weights}: no such file")
+    check_not_an_input(out, args, cfg, "--out")
     try:
         arrays = dump_features(cfg, pixels_per_roi=args.pixels_per_roi,
                                max_pixels=args.max_pixels, seed=args.seed)

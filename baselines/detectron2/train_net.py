@@ -131,14 +131,14 @@ def setup(args):
     return cfg
 
 
-def check_not_an_input(out: Path, args, cfg) -> None:
-    """Refuse a predictions file that is one of the run's inputs (a ``--dataset`` JSON, the
-    config, the weights): writing it would destroy that input."""
+def check_not_an_input(out: Path, args, cfg, flag: str = "--predictions-out") -> None:
+    """Refuse an output file (``flag``) that is one of the run's inputs (a ``--dataset`` JSON,
+    the config, the weights): writing it would destroy that input."""
     inputs = [args.config_file, cfg.MODEL.WEIGHTS]
     inputs += [parse_dataset_arg(spec)[1] for spec in args.dataset]
     if hit := input_overwritten_by(out, inputs):
-        raise SystemExit(f"error: --predictions-out {out} is an input of this run ({hit}); "
-                         "write the predictions to another file")
+        raise SystemExit(f"error: {flag} {out} is an input of this run ({hit}); "
+                         "write to another file")
 
 
 def main(args):

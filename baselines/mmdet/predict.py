@@ -64,7 +64,7 @@ def build_config(args, work_dir: str):
     inputs = [args.config, args.checkpoint, parse_data_arg(args.val_data, "--val-data")[0]]
     if hit := input_overwritten_by(args.predictions_out, inputs):  # writing it destroys it
         raise CliError(f"--predictions-out {args.predictions_out} is an input of this run "
-                       f"({hit}); write the predictions to another file")
+                       f"({hit}); write to another file")
     trained = checkpoint_classes(args.checkpoint)
     if trained is not None and trained != classes:
         raise CliError(f"{args.checkpoint} was trained on {len(trained)} other classes than "

@@ -53,7 +53,8 @@ def test_plain_pickled_weights_pass_and_code_is_refused_before_it_runs(tmp_path,
     assert not marker.exists()
 
 
-def test_train_net_refuses_pkl_weights_that_would_run_code_in_one_line(tmp_path):
+@pytest.mark.parametrize("script", ["train_net.py", "dump_features.py"])
+def test_detectron2_scripts_refuse_pkl_weights_that_would_run_code_in_one_line(tmp_path, script):
     pytest.importorskip("detectron2")
     import pickle
 
@@ -61,8 +62,9 @@ def test_train_net_refuses_pkl_weights_that_would_run_code_in_one_line(tmp_path)
     evil = tmp_path / "evil.pkl"
     evil.write_bytes(pickle.dumps({"model": {"w": Command(marker)}, "__author__": "x"}))
     gt = tiny_coco(tmp_path)
-    result = run_script(REPO / "baselines/detectron2/train_net.py", "--eval-only", "--config-file",
-                        D2_CONFIG, f"--dataset=tiny={gt}:{tmp_path}", "DATASETS.TEST", "('tiny',)",
+    flag = ["--eval-only"] if script == "train_net.py" else ["--out", tmp_path / "features.npz"]
+    result = run_script(REPO / "baselines/detectron2" / script, *flag, "--config-file", D2_CONFIG,
+                        f"--dataset=tiny={gt}:{tmp_path}", "DATASETS.TEST", "('tiny',)",
                         "MODEL.WEIGHTS", evil, "OUTPUT_DIR", tmp_path / "out")
     assert result.returncode != 0 and "Traceback" not in result.stderr, result.stderr[-2000:]
     assert result.stderr.strip().splitlines()[-1] == (

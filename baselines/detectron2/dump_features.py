@@ -44,6 +44,7 @@ Uses only APIs that detectron2 v0.5 and v0.6 share (tested on v0.5).
 from __future__ import annotations
 
 import argparse
+import pickle
 import sys
 from pathlib import Path
 from typing import Callable, Iterable, Optional, Sequence
@@ -58,13 +59,13 @@ _HERE = str(Path(__file__).resolve().parent)
 if _HERE not in sys.path:
     sys.path.append(_HERE)
 
-from detectron2.checkpoint import DetectionCheckpointer  # noqa: E402
 from detectron2.data import DatasetCatalog, DatasetMapper  # noqa: E402
 from detectron2.data import detection_utils  # noqa: E402
 from detectron2.modeling import build_model  # noqa: E402
 from detectron2.modeling.roi_heads.mask_head import MaskRCNNConvUpsampleHead  # noqa: E402
 
 from analysis.io import atomic_path  # noqa: E402
+from dcl_detectron2.checkpoint import ResumableCheckpointer  # noqa: E402
 from dcl_detectron2.mask_head import ContrastConvUpsampleHead  # noqa: E402
 
 __all__ = [
@@ -286,7 +287,7 @@ def dump_features(cfg, *, pixels_per_roi: int = DEFAULT_PIXELS_PER_ROI,
             f"--pixels-per-roi and --max-pixels must be >= 1, got {pixels_per_roi}, {max_pixels}")
     if model is None:
         model = build_model(cfg)
-        DetectionCheckpointer(model).load(cfg.MODEL.WEIGHTS)
+        ResumableCheckpointer(model).load(cfg.MODEL.WEIGHTS)  # refuses weights that run code
     _check_model(model)
     extract = mask_feature_extractor(model.roi_heads.mask_head)
     model.eval()
@@ -357,7 +358,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict[str, np.ndarray]:
     try:
         arrays = dump_features(cfg, pixels_per_roi=args.pixels_per_roi,
                                max_pixels=args.max_pixels, seed=args.seed)
-    except FeatureDumpError as e:
+    except (FeatureDumpError, pickle.UnpicklingError) as e:
         raise SystemExit(f"error: {e}") from None
     write_npz(out, arrays)
     n_fg = int(arrays["labels"].sum())

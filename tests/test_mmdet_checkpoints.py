@@ -107,7 +107,7 @@ def test_predict_and_train_refuse_a_crafted_checkpoint_in_one_line(tmp_path):
     marker = tmp_path / "marker"
     evil = tmp_path / "evil.pth"
     torch.save({"state_dict": {}, "meta": Command(marker)}, evil)
-    data = tiny_coco(tmp_path)
+    data = f"{tiny_coco(tmp_path)}:{tmp_path}"
     out = tmp_path / "predictions.json"
     result = run_script(MMDET_DIR / "predict.py", EMBEDDED, evil, "--val-data", data,
                      "--predictions-out", out)

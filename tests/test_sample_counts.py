@@ -144,7 +144,7 @@ def test_refinemask_refuses_counts_its_first_stage_cannot_satisfy_at_build():
     with pytest.raises(InfeasibleSamplingError, match=r"^K=400 leaves no valid RoI at 28x28"):
         RefineMaskHead(**small, loss_contrast=dict(loss_weight=1.0, num_samples=400))
     with pytest.raises(InfeasibleSamplingError, match="at 56x56"):
-        RefineMaskHead(**small, stage_sizes=(28, 56, 112),
+        RefineMaskHead(**small, stage_sizes=(28, 56, 112), stage_loss_weights=(0.5, 0.75, 1.0),
                        loss_contrast=dict(loss_weight=1.0, num_samples=1600))
     RefineMaskHead(**small, loss_contrast=dict(loss_weight=0.0, num_samples=400))
 

@@ -155,3 +155,25 @@ def test_resume_with_nothing_loadable_starts_over_with_a_warning(tmp_path):
     (tmp_path / "iter_2.pth").write_bytes(b"garbage")
     checkpoint, warning = resume_checkpoint(tmp_path)
     assert checkpoint is None and warning.endswith("starting over")
+
+
+@pytest.mark.slow
+def test_train_resumes_past_a_truncated_last_checkpoint(tmp_path, embedded_dataset):
+    data = embedded_dataset
+    work = tmp_path / "run"
+    common = [MMDET_DIR / "train.py", MMDET_DIR / "configs/embedded/refinemask_r18_fpn_dcl.py",
+              "--work-dir", work, "--train-data",
+              f"{data / 'annotations/instances_train.json'}:{data / 'train'}", "--resume",
+              "--cfg-options", "train_dataloader.batch_size=1",
+              "default_hooks.checkpoint.interval=1"]
+    first = run_script(*common, "train_cfg.max_iters=2", timeout=600)
+    assert first.returncode == 0, first.stderr[-3000:]
+    damage(work / "iter_2.pth", "truncated")  # model_final.pth is a hard link: truncated too
+    second = run_script(*common, "train_cfg.max_iters=3", timeout=600)
+    assert second.returncode == 0, second.stderr[-3000:]
+    warnings = [line for line in second.stderr.splitlines() if line.startswith("warning: resume:")]
+    assert len(warnings) == 1 and "iter_2.pth (RuntimeError: " in warnings[0]
+    assert warnings[0].endswith(f"resuming from {work / 'iter_1.pth'}")
+    allow_mmengine_checkpoints()
+    final = torch.load(work / "model_final.pth", map_location="cpu", weights_only=True)
+    assert final["meta"]["iter"] == 3

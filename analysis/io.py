@@ -1,8 +1,9 @@
 """Results files: JSON with ``null`` for undefined numbers, and atomic writes.
 
 Every file the project writes for others to read (predictions, metrics, error analysis, tables,
-figures, datasets) goes through :func:`atomic_path`, so a reader or a resumed run never sees a
-half-written file: it is absent, the old one, or complete.
+figures, datasets, checkpoints) goes through :func:`atomic_path`, so a reader or a resumed run
+never sees a half-written file: it is absent, the old one, or complete, even after a power loss
+(the data is fsync'ed before the rename, and the folder after it).
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional
 
-__all__ = ["atomic_path", "check_outputs", "read_json", "to_json_safe", "write_json_atomic",
-           "write_text_atomic"]
+__all__ = ["atomic_path", "check_outputs", "input_overwritten_by", "read_json", "to_json_safe",
+           "write_json_atomic", "write_text_atomic"]
 
 
 @contextlib.contextmanager
@@ -24,7 +25,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
     """Yield a temp file name beside ``path``; on success it replaces ``path`` (``os.replace``).
 
     The folder is created if missing. On an exception the temp file is removed and any old
-    ``path`` is kept. The temp name keeps ``path``'s extension, so writers that pick a format
+    ``path`` is kept. The file is fsync'ed before ``os.replace`` and the folder after, so the
+    rename never reaches the disk before the data, and survives a power loss once done. The temp name keeps ``path``'s extension, so writers that pick a format
     by extension (matplotlib) still work. Permissions follow the umask like a plain ``open``
     (``mkstemp`` alone would leave 0600).
     """
@@ -40,6 +42,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
         yield tmp
+        _fsync(tmp)
         os.replace(tmp, path)
     except OSError as e:
         Path(tmp).unlink(missing_ok=True)
@@ -49,6 +52,18 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    _fsync(path.parent)
+
+
+def _fsync(path: str | os.PathLike) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems cannot sync a folder; the data itself was synced
+        if not os.path.isdir(path):
+            raise
+    finally:
+        os.close(fd)
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -58,6 +73,15 @@ def _same_file(a: Path, b: Path) -> bool:
         return os.path.samefile(a, b)
     except OSError:
         return os.path.realpath(a) == os.path.realpath(b)
+
+
+def input_overwritten_by(out: str | os.PathLike,
+                         inputs: "Iterable[str | os.PathLike | None]") -> Optional[str]:
+    """The first of ``inputs`` that ``out`` names (so writing ``out`` would destroy it), else
+    None. Symbolic links, hard links and ``..`` count as the same file; ``None`` inputs are
+    skipped. The one such check: :func:`check_outputs` and the training scripts use it."""
+    return next((str(p) for p in inputs if p is not None and _same_file(Path(out), Path(p))),
+                None)
 
 
 def check_outputs(outputs: Iterable[Optional[str | os.PathLike]],
@@ -73,15 +97,14 @@ def check_outputs(outputs: Iterable[Optional[str | os.PathLike]],
             or hard link too), it is given twice, it is a folder, or its folder cannot be
             created or written.
     """
-    inputs = [Path(i) for i in inputs]
+    inputs = list(inputs)
     seen: list[Path] = []
     for out in outputs:
         if out is None:
             continue
         p = Path(out)
-        for i in inputs:
-            if _same_file(p, i):
-                raise ValueError(f"{out}: the output is the input {i}; refusing to overwrite it")
+        if (i := input_overwritten_by(p, inputs)) is not None:
+            raise ValueError(f"{out}: the output is the input {i}; refusing to overwrite it")
         if any(_same_file(p, q) for q in seen):
             raise ValueError(f"{out}: given as two outputs")
         seen.append(p)

@@ -37,7 +37,7 @@ def run_one(args, with_dcl: bool) -> dict:
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
     cfg = add_project_config(get_cfg())
-    cfg.merge_from_file(args.config)
+    cfg.merge_from_file(args.config, allow_unsafe=False)
     cfg.MODEL.DEVICE = args.device
     cfg.MODEL.WEIGHTS = ""
     if cfg.MODEL.META_ARCHITECTURE == "SparseInst":

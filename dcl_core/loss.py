@@ -207,8 +207,10 @@ class DenseContrastiveLoss(nn.Module):
                 subset (``roi_selection="random"``) and the pixel draws, for reproducibility.
 
         Returns:
-            0-dim tensor (float32 for half inputs, else the features' dtype). With no valid
-            RoI (including R = 0) it is exactly 0.0 and still has a ``grad_fn``.
+            0-dim tensor (float32 for half inputs, else the features' dtype; with the
+            projection, the features are first cast to its dtype, so a float32 loss takes
+            bfloat16 or float16 features). With no valid RoI (including R = 0) it is exactly
+            0.0 and still has a ``grad_fn``.
 
         Raises:
             TypeError: features not floating, or gt_masks not bool.
@@ -247,8 +249,10 @@ class DenseContrastiveLoss(nn.Module):
         )  # [R, C, S]
         if self.projection is not None:
             # The 1x1 convs see the S picked pixels as an S x 1 image: pointwise, so equal to
-            # projecting the full map and picking afterwards.
-            picked = self.projection(picked.unsqueeze(-1)).squeeze(-1)
+            # projecting the full map and picking afterwards. Cast to the projection's dtype,
+            # so bfloat16/float16 features (a low-precision backbone) meet a float32 loss.
+            weight = self.projection[0].weight
+            picked = self.projection(picked.unsqueeze(-1).to(weight.dtype)).squeeze(-1)
         embeddings = picked.transpose(1, 2)  # [R, S, C]
         anchor, positive, negative = embeddings.split(
             [self.num_anchors, self.num_positives, self.num_negatives], dim=1

@@ -13,7 +13,7 @@ from typing import NamedTuple, Optional
 
 import torch
 
-__all__ = ["SampledPixels", "sample_pixels"]
+__all__ = ["InfeasibleSamplingError", "SampledPixels", "check_counts_fit", "sample_pixels"]
 
 
 class SampledPixels(NamedTuple):
@@ -31,6 +31,41 @@ class SampledPixels(NamedTuple):
     positive: torch.Tensor
     negative: torch.Tensor
     valid: torch.Tensor
+
+
+class InfeasibleSamplingError(ValueError):
+    """No RoI at the configured mask resolution can satisfy the validity rule for these counts
+    (raised by :func:`check_counts_fit`; a configuration error, worth one line)."""
+
+
+def check_counts_fit(num_anchors: int, num_positives: int, num_negatives: int,
+                     height: int, width: int) -> None:
+    """Refuse sample counts that make every ``height x width`` RoI invalid.
+
+    A RoI is valid iff ``max(A, P) < |fg| and N < H*W - |fg|`` (:func:`sample_pixels`); some
+    integer ``|fg|`` satisfies both iff ``max(A, P) + N + 2 <= H*W``. With ``A = P = N = K``
+    that is ``K <= (H*W - 2) / 2``, 391 at 28 x 28. Beyond it the loss is 0 at every
+    iteration and a run named DCL silently trains the baseline, so adapters call this once
+    when they build the loss.
+
+    Args:
+        num_anchors, num_positives, num_negatives: A, P, N (each K unless overridden).
+        height, width: the RoI feature (and target mask) resolution the loss will see.
+
+    Raises:
+        InfeasibleSamplingError: naming the counts, the resolution and the largest counts
+            that fit.
+    """
+    a, p, n = (_check_count(k, v) for k, v in (("num_anchors", num_anchors),
+                                                ("num_positives", num_positives),
+                                                ("num_negatives", num_negatives)))
+    hw = _check_count("height", height) * _check_count("width", width)
+    if max(a, p) + n + 2 <= hw:
+        return
+    counts = f"K={a}" if a == p == n else f"|A|={a}, |P|={p}, |N|={n}"
+    raise InfeasibleSamplingError(
+        f"{counts} leaves no valid RoI at {height}x{width}: a RoI needs max(|A|, |P|) < |fg| < "
+        f"H*W - |N|, so max(|A|, |P|) + |N| must be <= {hw - 2} (K <= {(hw - 2) // 2})")
 
 
 def _check_count(name: str, value) -> int:
@@ -81,7 +116,8 @@ def sample_pixels(
 
     Validity (authors' code, strict inequalities; the paper's Eq. 4 writes ``>=``):
     ``valid[r] = max(A, P) < |fg_r|  and  N < H*W - |fg_r|``, which for the default
-    ``A = P = N = K`` is ``K < |fg_r| < H*W - K``. Invalid RoIs still get in-range indices
+    ``A = P = N = K`` is ``K < |fg_r| < H*W - K``; :func:`check_counts_fit` says whether any
+    RoI at ``H x W`` can be valid at all. Invalid RoIs still get in-range indices
     (so gathering never fails); callers must exclude them from the loss.
 
     Args:

@@ -36,7 +36,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from analysis.io import write_json_atomic
+from analysis.io import input_overwritten_by, write_json_atomic
 from .errors import DatasetError
 
 
@@ -177,6 +177,16 @@ def main(argv: list[str] | None = None) -> int:
     mini.add_argument("--val-images", type=int, default=500)
     mini.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    if args.command == "occ":
+        outputs, inputs = {"--out": args.out}, [args.val_json]
+    else:
+        outputs = {"--out-train": args.out_train, "--out-val": args.out_val}
+        inputs = [args.train_json, args.val_json]
+    for flag, out in outputs.items():
+        if hit := input_overwritten_by(out, inputs):
+            print(f"error: {flag} {out} is an input ({hit}); write to another file",
+                  file=sys.stderr)
+            return 1
     try:
         if args.command == "occ":
             counts = make_coco_occ(args.val_json, args.out, args.min_box_iou)

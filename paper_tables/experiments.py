@@ -13,6 +13,7 @@ the scale out, keeps its place in the table with a ``status`` saying why it is e
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional
 
@@ -21,6 +22,7 @@ from dcl_core import DCLSettings
 __all__ = [
     "ROW_STATUS",
     "ConfigError",
+    "check_matrix",
     "Plan",
     "Row",
     "expand",
@@ -45,6 +47,39 @@ ROW_STATUS = {
 
 class ConfigError(ValueError):
     """The experiment matrix or a preset is inconsistent; the message names the entry."""
+
+
+def check_matrix(config: Mapping[str, Any]) -> None:
+    """Stop on what the schema cannot catch in ``experiments``: a typo'd role or scale, NaN.
+
+    A role some presets leave out is a legitimate "no model plays this role" row there; a role
+    that no preset's ``datasets`` / ``models`` names, or a ``scales:`` entry that is not a
+    preset, can only be a mistake, and would otherwise leave its row silently empty. A NaN
+    lambda or tau passes every JSON-Schema bound (NaN compares false), so it is refused here.
+
+    Raises:
+        ConfigError: one line naming the row (or table) and the bad name or value.
+    """
+    presets = config["presets"]
+    known = {kind: sorted({role for p in presets.values() for role in p.get(kind + "s", {})})
+             for kind in ("dataset", "model")}
+    for table, spec in config["experiments"].items():
+        entries = [(f"experiments.{table}", spec)]
+        entries += [(f"experiments.{table}.rows[{i}]", row) for i, row in enumerate(spec["rows"])]
+        for where, entry in entries:
+            for kind, roles in known.items():
+                role = entry.get(kind)
+                if role is not None and role not in roles:
+                    raise ConfigError(f"{where}: {kind} role {role!r} is defined by no preset "
+                                      f"(known: {', '.join(roles)})")
+            bad = [k for k in ("loss_weight", "temperature")
+                   if isinstance(entry.get(k), float) and not math.isfinite(entry[k])]
+            if bad:
+                raise ConfigError(f"{where}: {bad[0]} must be a finite number, got {entry[bad[0]]}")
+            unknown = [s for s in entry.get("scales", []) if s not in presets]
+            if unknown:
+                raise ConfigError(f"{where}: scales {unknown} are not presets "
+                                  f"(known: {', '.join(sorted(presets))})")
 
 
 def variant_settings(row: Mapping[str, Any]) -> dict:
@@ -128,11 +163,13 @@ def expand(config: Mapping[str, Any], scale: Optional[str] = None) -> Plan:
     A preset's ``tables`` list, if given, keeps only those tables (the smoke preset).
 
     Raises:
-        ConfigError: unknown scale, a row without a dataset or model role, a role mapped to an
-            unknown dataset, a model name shared by two different model entries, or loss
-            settings dcl_core refuses. (Whether a framework can express a variant is its
-            adapter's to say, when the run starts.)
+        ConfigError: unknown scale, a row without a dataset or model role, a role or scale no
+            preset defines or a NaN setting (:func:`check_matrix`), a role mapped to an unknown
+            dataset, a model name shared by two different model entries, or loss settings
+            dcl_core refuses. (Whether a framework can express a variant is its adapter's to
+            say, when the run starts.)
     """
+    check_matrix(config)
     scale = scale or config["scale"]
     presets = config["presets"]
     if scale not in presets:

@@ -113,7 +113,8 @@ def test_card_names_sources_licences_and_counts(dataset):
 
 def test_rebuild_replaces_atomically_and_cli(dataset, downloads, tmp_path):
     out = tmp_path / "ds"
-    out.mkdir()
+    out.mkdir()  # an older build: its dataset.json marks it as one
+    (out / "dataset.json").write_text("{}")
     (out / "stale.txt").write_text("from an older build")
     run = subprocess.run([sys.executable, "-m", "dcl_data.embedded", "--downloads", str(downloads), "--out", str(out)],
                          capture_output=True, text=True, check=False)

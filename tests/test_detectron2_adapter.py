@@ -81,8 +81,10 @@ def test_setup_writes_the_loss_option_between_the_file_and_the_overrides(tmp_pat
     from dcl_detectron2.engine import add_run_arguments, setup
 
     parser = add_run_arguments(default_argument_parser())
+    # No data here: setup refuses dataset names nobody registered, so the splits are emptied.
     args = parser.parse_args(["--loss", "dcl", "loss_weight=0.5", "--config-file", str(EMBEDDED),
-                              "OUTPUT_DIR", str(tmp_path),
+                              "OUTPUT_DIR", str(tmp_path), "DATASETS.TRAIN", "()",
+                              "DATASETS.TEST", "()",
                               "MODEL.ROI_MASK_HEAD.CONTRAST_LOSS.NUM_SAMPLES", "16"])
     cfg = setup(args)
     node = cfg.MODEL.ROI_MASK_HEAD.CONTRAST_LOSS

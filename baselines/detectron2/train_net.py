@@ -12,7 +12,8 @@ Like detectron2's ``tools/train_net.py`` (same flags, ``KEY VALUE`` overrides), 
   (``--loss dcl loss_weight=1.2 temperature=0.07 num_samples=32``, or ``--loss none`` for the
   baseline); ``dcl_detectron2.config`` writes it into the model's own keys. It takes every word
   up to the next flag, so put it before ``--config-file``.
-- ``--resume`` continues from ``OUTPUT_DIR/last_checkpoint`` after an interruption.
+- ``--resume`` continues from ``OUTPUT_DIR/last_checkpoint`` after an interruption, or from the
+  newest checkpoint that loads if that one is damaged (``dcl_detectron2.checkpoint``).
 
 The trainer and the set-up live in ``dcl_detectron2.engine``. The authors' commands work
 unchanged, e.g.::
@@ -25,25 +26,27 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.engine import default_argument_parser, launch
 from detectron2.evaluation import inference_on_dataset
 
+from dcl_detectron2.checkpoint import ResumableCheckpointer
 from dcl_detectron2.coco_results import CocoResultsWriter
-from dcl_detectron2.engine import Trainer, add_run_arguments, predictions_file, setup
+from dcl_detectron2.engine import (Trainer, add_run_arguments, check_not_an_input,
+                                   predictions_file, setup)
 
 
 def main(args):
     cfg = setup(args)
     if args.eval_only:
-        model = Trainer.build_model(cfg)
-        DetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(
-            cfg.MODEL.WEIGHTS, resume=args.resume
-        )
         if not cfg.DATASETS.TEST:
             raise SystemExit("error: --eval-only needs DATASETS.TEST")
         name = cfg.DATASETS.TEST[0]
         out = Path(args.predictions_out or predictions_file(cfg.OUTPUT_DIR, name))
+        check_not_an_input(out, args, cfg)
+        model = Trainer.build_model(cfg)
+        ResumableCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(
+            cfg.MODEL.WEIGHTS, resume=args.resume
+        )
         loader = Trainer.build_test_loader(cfg, name)
         return inference_on_dataset(model, loader, CocoResultsWriter(name, out))
     trainer = Trainer(cfg)
@@ -59,6 +62,14 @@ def parse_args(argv=None):
 
 
 if __name__ == "__main__":
+    import pickle
+
+    from dcl_core.sampling import InfeasibleSamplingError
+
     args = parse_args()
-    launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
-           dist_url=args.dist_url, args=(args,))
+    try:
+        launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
+               dist_url=args.dist_url, args=(args,))
+    # Counts no RoI can satisfy (raised while the model is built); weights that would run code.
+    except (InfeasibleSamplingError, pickle.UnpicklingError) as e:
+        raise SystemExit(f"error: {e}") from None

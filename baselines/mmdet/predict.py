@@ -7,8 +7,9 @@
 
 FILE (written atomically) is a list of ``{image_id, category_id, bbox, score, segmentation}``
 with the dataset's own category ids and RLE segmentations (``counts`` a str), for every image of
-the set. Missing or malformed paths, or a checkpoint trained on other classes, give one line
-on stderr (exit status 2). mmengine's logs go to a temporary folder that is removed.
+the set. Missing or malformed paths, a checkpoint trained on other classes, or one that torch's
+weights-only loading refuses (damaged, or carrying code) give one line on stderr (exit status
+2). mmengine's logs go to a temporary folder that is removed.
 """
 
 from __future__ import annotations
@@ -36,15 +37,26 @@ def parse_args(argv=None):
 
 
 def checkpoint_classes(path: Path):
-    """The class names stored in an mmengine checkpoint's meta, or None if it has none."""
+    """The class names stored in an mmengine checkpoint's meta, or None if it has none.
+
+    Raises:
+        CliError: weights-only loading refuses the file (damaged, or carrying code).
+    """
     import torch
 
-    meta = torch.load(path, map_location="cpu", weights_only=False).get("meta", {})
+    from dcl_mmdet.checkpoints import checkpoint_error
+    from dcl_mmdet.runner_setup import CliError
+
+    if error := checkpoint_error(path):
+        raise CliError(f"{path} refused: {error}")
+    meta = torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("meta", {})
     classes = (meta.get("dataset_meta") or {}).get("classes")
     return tuple(classes) if classes is not None else None
 
 
 def build_config(args, work_dir: str):
+    from analysis.io import input_overwritten_by
+    from dcl_mmdet.data import parse_data_arg
     from dcl_mmdet.runner_setup import (CliError, check_contrast_cfg, load_config, set_dataset,
                                         set_num_classes)
 
@@ -53,6 +65,10 @@ def build_config(args, work_dir: str):
     cfg = load_config(args.config, args.cfg_options, args.loss)
     check_contrast_cfg(cfg.model)
     classes, ids = set_dataset(cfg.test_dataloader, args.val_data, "--val-data")
+    inputs = [args.config, args.checkpoint, parse_data_arg(args.val_data, "--val-data")[0]]
+    if hit := input_overwritten_by(args.predictions_out, inputs):  # writing it destroys it
+        raise CliError(f"--predictions-out {args.predictions_out} is an input of this run "
+                       f"({hit}); write to another file")
     trained = checkpoint_classes(args.checkpoint)
     if trained is not None and trained != classes:
         raise CliError(f"{args.checkpoint} was trained on {len(trained)} other classes than "
@@ -74,9 +90,10 @@ def build_config(args, work_dir: str):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from dcl_mmdet.runner_setup import CliError, trust_own_checkpoints
+    from dcl_mmdet.checkpoints import allow_mmengine_checkpoints
+    from dcl_mmdet.runner_setup import CliError
 
-    trust_own_checkpoints()
+    allow_mmengine_checkpoints()
 
     with tempfile.TemporaryDirectory(prefix="dcl_mmdet_predict_") as work_dir:
         try:
@@ -86,7 +103,13 @@ def main(argv=None) -> int:
             return 2
         from mmengine.runner import Runner
 
-        runner = Runner.from_cfg(cfg)
+        from dcl_core.sampling import InfeasibleSamplingError
+
+        try:
+            runner = Runner.from_cfg(cfg)
+        except InfeasibleSamplingError as e:  # raised while the model is built
+            print(f"error: {e}", file=sys.stderr)
+            return 2
         metrics = runner.test()
     print(f"predictions: {args.predictions_out} ({int(metrics.get('predictions/count', 0))} instances)")
     return 0

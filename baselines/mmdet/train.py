@@ -11,7 +11,10 @@ are checked before anything is built, and a failure of that kind is one line on 
 while training). Writes to DIR: mmengine's checkpoints and logs, ``train_cost.json``
 (``TrainingCostHook``) and, once training has reached its last iteration, ``model_final.pth``
 (a hard link to, or copy of, the last checkpoint). ``--resume`` continues from DIR's last
-checkpoint; without it an old ``model_final.pth`` is removed before training starts.
+checkpoint (the newest that loads if the tagged one is damaged, with a warning); without it an
+old ``model_final.pth`` is removed before training starts. Checkpoints and pretrained weights
+are read with torch's weights-only loading (``dcl_mmdet.checkpoints``): a file that would run
+code is refused in one line.
 Several GPUs: ``torchrun --nproc_per_node N baselines/mmdet/train.py ... --launcher pytorch``.
 """
 
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import pickle
 import shutil
 import sys
 from pathlib import Path
@@ -48,9 +52,13 @@ def parse_args(argv=None):
 
 def build_config(args):
     """The resolved config for ``args``; raises ``CliError`` on a user error."""
-    from dcl_mmdet.runner_setup import (check_contrast_cfg, check_pretrained, load_config,
-                                        schedule_warnings, set_dataset, set_num_classes)
+    from dcl_mmdet.checkpoints import resume_checkpoint
+    from dcl_mmdet.runner_setup import (CliError, check_contrast_cfg, check_pretrained,
+                                        load_config, schedule_warnings, set_dataset,
+                                        set_num_classes)
 
+    if args.work_dir.exists() and not args.work_dir.is_dir():
+        raise CliError(f"--work-dir {args.work_dir} is a file, not a folder")
     cfg = load_config(args.config, args.cfg_options, args.loss)
     check_contrast_cfg(cfg.model)
     classes, _ = set_dataset(cfg.train_dataloader, args.train_data, "--train-data")
@@ -58,17 +66,37 @@ def build_config(args):
     if args.val_data:
         val_classes, ids = set_dataset(cfg.test_dataloader, args.val_data, "--val-data")
         if val_classes != classes:
-            from dcl_mmdet.runner_setup import CliError
             raise CliError("--val-data: its categories differ from --train-data's")
         cfg.test_evaluator = dict(type="CocoResultsWriter", outfile="predictions_val.json",
                                   category_ids=ids)
     check_pretrained(cfg.model)
+    check_load_from(cfg)
     for line in schedule_warnings(cfg):
         print(f"warning: {line}", file=sys.stderr)
     cfg.work_dir = str(args.work_dir)
-    cfg.resume = bool(args.resume)
+    cfg.resume = False
+    if args.resume:
+        # Chosen here, not by mmengine, which trusts the tag (or resumes from load_from).
+        checkpoint, warning = resume_checkpoint(args.work_dir)
+        if warning:
+            print(f"warning: {warning}", file=sys.stderr)
+        if checkpoint:
+            cfg.load_from, cfg.resume = checkpoint, True
     cfg.launcher = args.launcher
     return cfg
+
+
+def check_load_from(cfg) -> None:
+    """Refuse a local ``load_from`` that weights-only loading refuses, in one line."""
+    from dcl_mmdet.checkpoints import checkpoint_error
+    from dcl_mmdet.runner_setup import CliError
+
+    path = cfg.get("load_from")
+    if path and "://" not in path:
+        if not Path(path).is_file():
+            raise CliError(f"load_from not found: {path}")
+        if error := checkpoint_error(path):
+            raise CliError(f"load_from {path} refused: {error}")
 
 
 def publish_final(work_dir: Path) -> Path:
@@ -88,9 +116,10 @@ def publish_final(work_dir: Path) -> Path:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from dcl_mmdet.runner_setup import CliError, trust_own_checkpoints
+    from dcl_mmdet.checkpoints import allow_mmengine_checkpoints
+    from dcl_mmdet.runner_setup import CliError
 
-    trust_own_checkpoints()
+    allow_mmengine_checkpoints()
 
     try:
         cfg = build_config(args)
@@ -100,10 +129,20 @@ def main(argv=None) -> int:
     from mmengine.dist import is_main_process
     from mmengine.runner import Runner
 
+    from dcl_core.sampling import InfeasibleSamplingError
+
     if not args.resume:
         (args.work_dir / FINAL).unlink(missing_ok=True)
-    runner = Runner.from_cfg(cfg)
-    runner.train()
+    try:
+        runner = Runner.from_cfg(cfg)
+    except InfeasibleSamplingError as e:  # raised while the model is built
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    try:
+        runner.train()
+    except pickle.UnpicklingError as e:  # a weights file weights-only loading refuses
+        print(f"error: {' '.join(str(e).split())[:300]}", file=sys.stderr)
+        return 2
     if runner.iter >= runner.max_iters and is_main_process():
         print(f"model_final: {publish_final(args.work_dir)}")
     return 0

@@ -100,30 +100,32 @@ def train_command(wildcards, output, input, resources):
     changes both the request and the launch; 0 GPUs (CPU) still runs one process.
     """
     gpus = max(resources.gpu, 1)
+    repo, config = quote(str(REPO)), quote(str(input.config))
     outdir = quote(str(Path(output.weights).parent))
     if model_cfg(wildcards)["framework"] == "detectron2":
-        return (f"python {REPO}/baselines/detectron2/train_net.py --resume --num-gpus {gpus}"
-                f" {loss_option(wildcards)} --config-file {input.config}"
+        return (f"python {repo}/baselines/detectron2/train_net.py --resume --num-gpus {gpus}"
+                f" {loss_option(wildcards)} --config-file {config}"
                 f" {detectron2_datasets(wildcards)} OUTPUT_DIR {outdir} {detectron2_opts(wildcards)}")
     launch, extra = "python", ""
     if gpus > 1:
         launch = f"python -m torch.distributed.run --nproc_per_node={gpus}"
         extra = " --launcher pytorch"
-    return (f"{launch} {REPO}/baselines/mmdet/train.py {input.config} {loss_option(wildcards)}"
+    return (f"{launch} {repo}/baselines/mmdet/train.py {config} {loss_option(wildcards)}"
             f" --work-dir {outdir} --resume{extra} {mmdet_args(wildcards)}")
 
 
 def predict_command(wildcards, output, input):
     """A run's command writing its COCO-format predictions on val, by its model's framework
     (the predict rules' one body)."""
+    repo, config, weights = quote(str(REPO)), quote(str(input.config)), quote(str(input.weights))
     out = quote(output[0])
     if model_cfg(wildcards)["framework"] == "detectron2":
         eval_dir = quote(str(Path(output[0]).parent / "eval"))
-        return (f"python {REPO}/baselines/detectron2/train_net.py --eval-only"
-                f" {loss_option(wildcards)} --config-file {input.config}"
+        return (f"python {repo}/baselines/detectron2/train_net.py --eval-only"
+                f" {loss_option(wildcards)} --config-file {config}"
                 f" {detectron2_datasets(wildcards)} --predictions-out {out} OUTPUT_DIR {eval_dir}"
-                f" {detectron2_opts(wildcards)} MODEL.WEIGHTS {input.weights}")
-    return (f"python {REPO}/baselines/mmdet/predict.py {input.config} {input.weights}"
+                f" {detectron2_opts(wildcards)} MODEL.WEIGHTS {weights}")
+    return (f"python {repo}/baselines/mmdet/predict.py {config} {weights}"
             f" {loss_option(wildcards)} --predictions-out {out} {mmdet_args(wildcards, train=False)}")
 
 

@@ -13,7 +13,7 @@ rule embedded_dataset:
     log:
         "logs/data/embedded.log",
     shell:
-        "python -m dcl_data.embedded --downloads {DOWNLOADS} --out {output} > {log} 2>&1"
+        "python -m dcl_data.embedded --downloads {DOWNLOADS:q} --out {output:q} > {log:q} 2>&1"
 
 
 # The paper's datasets: converted or derived from raw trees the user provides (never downloaded).
@@ -42,12 +42,12 @@ if "cityscapes" in config["datasets"]:
             train_images=split("cityscapes", "train")["images"],
             val_images=split("cityscapes", "val")["images"],
         shell:
-            "(python -m dcl_data.paper_sets cityscapes {params.root}"
-            " && python -m dcl_data.cityscapes_convert {params.root} --split train --out {output.train} --jobs {threads}"
-            " && python -m dcl_data.cityscapes_convert {params.root} --split val --out {output.val} --jobs {threads}"
-            " && python -m dcl_data.validate {output.train} --image-root {params.train_images}"
-            " && python -m dcl_data.validate {output.val} --image-root {params.val_images}"
-            ") > {log} 2>&1"
+            "(python -m dcl_data.paper_sets cityscapes {params.root:q}"
+            " && python -m dcl_data.cityscapes_convert {params.root:q} --split train --out {output.train:q} --jobs {threads}"
+            " && python -m dcl_data.cityscapes_convert {params.root:q} --split val --out {output.val:q} --jobs {threads}"
+            " && python -m dcl_data.validate {output.train:q} --image-root {params.train_images:q}"
+            " && python -m dcl_data.validate {output.val:q} --image-root {params.val_images:q}"
+            ") > {log:q} 2>&1"
 
 
 def dataset_inputs(wildcards):
@@ -81,9 +81,9 @@ for _name, _dataset in config["datasets"].items():
             images=_dataset["val"]["images"],
             min_box_iou=config.get("coco_occ", {}).get("min_box_iou", 0.2),
         shell:
-            "(python -m dcl_data.paper_sets split {params.val} {params.images}"
-            " && python -m dcl_data.coco_subsets occ {params.val} --out {output} --min-box-iou {params.min_box_iou}"
-            ") > {log} 2>&1"
+            "(python -m dcl_data.paper_sets split {params.val:q} {params.images:q}"
+            " && python -m dcl_data.coco_subsets occ {params.val:q} --out {output:q} --min-box-iou {params.min_box_iou}"
+            ") > {log:q} 2>&1"
 
 
 if {"coco", "mini_coco"} <= set(config["datasets"]):
@@ -108,8 +108,8 @@ if {"coco", "mini_coco"} <= set(config["datasets"]):
             n_val=config.get("mini_coco", {}).get("val_images", 500),
             seed=config.get("mini_coco", {}).get("seed", 0),
         shell:
-            "(python -m dcl_data.paper_sets split {input.train} {params.train_images}"
-            " && python -m dcl_data.paper_sets split {input.val} {params.val_images}"
-            " && python -m dcl_data.coco_subsets mini {input.train} {input.val}"
-            " --out-train {output.train} --out-val {output.val} --train-images {params.n_train}"
-            " --val-images {params.n_val} --seed {params.seed}) > {log} 2>&1"
+            "(python -m dcl_data.paper_sets split {input.train:q} {params.train_images:q}"
+            " && python -m dcl_data.paper_sets split {input.val:q} {params.val_images:q}"
+            " && python -m dcl_data.coco_subsets mini {input.train:q} {input.val:q}"
+            " --out-train {output.train:q} --out-val {output.val:q} --train-images {params.n_train}"
+            " --val-images {params.n_val} --seed {params.seed}) > {log:q} 2>&1"

@@ -20,7 +20,7 @@ rule predict_detectron2:
     params:
         command=predict_command,  # common.smk: the framework's script and flags
     shell:
-        "OMP_NUM_THREADS={threads} {params.command} > {log} 2>&1"
+        "OMP_NUM_THREADS={threads} {params.command} > {log:q} 2>&1"
 
 
 use rule predict_detectron2 as predict_mmdet with:
@@ -41,7 +41,7 @@ rule predictions_subset:
     log:
         f"logs/{SCALE}/subset/{{dataset}}/{{model}}/{{variant}}_{{split}}.log",
     shell:
-        "python -m analysis.subset {input.predictions} {input.subset} -o {output} > {log} 2>&1"
+        "python -m analysis.subset {input.predictions:q} {input.subset:q} -o {output:q} > {log:q} 2>&1"
 
 
 def split_gt(wildcards):
@@ -78,8 +78,8 @@ rule evaluate_cityscapes:
         gt=lambda wildcards: split(wildcards.dataset, "val")["json"],
         gtfine=config.get("sources", {}).get("cityscapes", "datasets/cityscapes") + "/gtFine/val",
     shell:
-        "python -m analysis.cityscapes_eval {params.gt} {params.gtfine} {input.predictions}"
-        " -o {output} --jobs {threads} > {log} 2>&1"
+        "python -m analysis.cityscapes_eval {params.gt:q} {params.gtfine:q} {input.predictions:q}"
+        " -o {output:q} --jobs {threads} > {log:q} 2>&1"
 
 
 rule seg_errors:
@@ -94,7 +94,7 @@ rule seg_errors:
     params:
         gt=split_gt,
     shell:
-        "dcl-seg-errors {params.gt} {input.predictions} -o {output} --jobs {threads} > {log} 2>&1"
+        "dcl-seg-errors {params.gt:q} {input.predictions:q} -o {output:q} --jobs {threads} > {log:q} 2>&1"
 
 
 rule features:
@@ -116,6 +116,6 @@ rule features:
         opts=detectron2_opts,
         max_pixels=PRESET.get("tsne", {}).get("max_pixels", 4000),
     shell:
-        "OMP_NUM_THREADS={threads} python {REPO}/baselines/detectron2/dump_features.py"
-        " {params.loss} --config-file {input.config} {params.datasets} --out {output}"
-        " --max-pixels {params.max_pixels} {params.opts} MODEL.WEIGHTS {input.weights} > {log} 2>&1"
+        "OMP_NUM_THREADS={threads} python {REPO:q}/baselines/detectron2/dump_features.py"
+        " {params.loss} --config-file {input.config:q} {params.datasets} --out {output:q}"
+        " --max-pixels {params.max_pixels} {params.opts} MODEL.WEIGHTS {input.weights:q} > {log:q} 2>&1"

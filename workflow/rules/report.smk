@@ -71,8 +71,8 @@ rule figure2:
     params:
         labels=[f"{run}:{split}".replace("/", ":") for run, split in unique_runs("figure2")],
     shell:
-        "python -m analysis.seg_errors.report {input} --labels {params.labels}"
-        " --figure {output.figure} --table {output.table} > {log} 2>&1"
+        "python -m analysis.seg_errors.report {input:q} --labels {params.labels:q}"
+        " --figure {output.figure:q} --table {output.table:q} > {log:q} 2>&1"
 
 
 rule figure4:
@@ -87,8 +87,8 @@ rule figure4:
     params:
         labels=[run.split("/")[-1] for run, _ in unique_runs("figure4")],
     shell:
-        "python -m analysis.tsne {input} --labels {params.labels}"
-        " --figure {output.figure} --json {output.json} > {log} 2>&1"
+        "python -m analysis.tsne {input:q} --labels {params.labels:q}"
+        " --figure {output.figure:q} --json {output.json:q} > {log:q} 2>&1"
 
 
 FIGURES = [f"{TABLES_DIR}/figures/sweeps.png"]

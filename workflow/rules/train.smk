@@ -22,7 +22,7 @@ rule train_detectron2:
         command=train_command,
     shell:
         # tee: the console shows the trainer's progress lines (iteration, losses, ETA).
-        "OMP_NUM_THREADS={threads} {params.command} 2>&1 | tee {log}"
+        "OMP_NUM_THREADS={threads} {params.command} 2>&1 | tee {log:q}"
 
 
 use rule train_detectron2 as train_mmdet with:

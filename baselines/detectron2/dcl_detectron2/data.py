@@ -38,3 +38,13 @@ def register_coco_dataset(name: str, json_file: Path, image_root: Path) -> int:
     register_coco_instances(name, {}, str(json_file), str(image_root))
     with open(json_file) as f:
         return len(json.load(f)["categories"])
+
+
+def unregistered_datasets(cfg, splits=("TRAIN", "TEST")) -> list[str]:
+    """The names in ``DATASETS.<split>`` (for each of ``splits``) that no one registered.
+
+    detectron2 would find out only when it builds that loader: for ``DATASETS.TEST``, after
+    the whole training (the evaluation hook runs at the end).
+    """
+    known = set(DatasetCatalog.list())
+    return [n for split in splits for n in cfg.DATASETS[split] if n not in known]

@@ -10,22 +10,25 @@ import argparse
 from pathlib import Path
 
 import torch
+import yaml
 
 from detectron2.config import get_cfg
 from detectron2.engine import DefaultTrainer, default_setup
 from detectron2.solver.build import get_default_optimizer_params, maybe_add_gradient_clipping
 from detectron2.utils.events import CommonMetricPrinter, JSONWriter, TensorboardXWriter
 
+from analysis.io import input_overwritten_by
 from dcl_core import parse_loss_option
 from dcl_core.registry import LOSS_OPTION_HELP
 
 from . import add_project_config
+from .checkpoint import ResumableCheckpointer
 from .coco_results import CocoResultsWriter
 from .config import apply_loss_settings
 from .cost import TrainingCostHook
-from .data import parse_data_arg, register_coco_dataset
+from .data import parse_data_arg, register_coco_dataset, unregistered_datasets
 
-__all__ = ["Trainer", "add_run_arguments", "predictions_file", "setup"]
+__all__ = ["Trainer", "add_run_arguments", "check_not_an_input", "predictions_file", "setup"]
 
 
 def predictions_file(folder, dataset_name: str) -> Path:
@@ -46,6 +49,8 @@ class Trainer(DefaultTrainer):
         ]
 
     def build_hooks(self):
+        # Before the checkpoint hook takes it: atomic saves, and a resume past a bad file.
+        self.checkpointer = ResumableCheckpointer.like(self.checkpointer)
         hooks = super().build_hooks()
         # Before the writers (the last hooks), so the cost file exists once training ends.
         hooks.insert(-1, TrainingCostHook(self.cfg.OUTPUT_DIR, self.cfg.MODEL.DEVICE,
@@ -101,9 +106,11 @@ def setup(args):
     # line, and a wrong type as ValueError.)
     errors = (KeyError, AssertionError, ValueError, FileNotFoundError)
     try:
-        cfg.merge_from_file(args.config_file)
-    except errors as e:
-        raise SystemExit(f"error: {args.config_file}: {e}") from None
+        # allow_unsafe=False: a python/object tag is refused, not run (detectron2 falls back
+        # to yaml.unsafe_load by default).
+        cfg.merge_from_file(args.config_file, allow_unsafe=False)
+    except (*errors, yaml.YAMLError) as e:
+        raise SystemExit(f"error: {args.config_file}: {' '.join(str(e).split())}") from None
     if getattr(args, "loss", None):
         try:
             apply_loss_settings(cfg, parse_loss_option(args.loss))
@@ -122,10 +129,30 @@ def setup(args):
             raise SystemExit(f"error: {e}") from None
         if name in cfg.DATASETS.TRAIN:
             num_classes = n
+    splits = ("TEST",) if getattr(args, "eval_only", False) else ("TRAIN", "TEST")
+    if unknown := unregistered_datasets(cfg, splits):
+        raise SystemExit(f"error: DATASETS.{'/'.join(splits)} name unregistered datasets "
+                         f"{unknown}; register each with --dataset NAME=JSON:IMAGE_ROOT")
     if num_classes is not None:
         cfg.MODEL.ROI_HEADS.NUM_CLASSES = num_classes
     if not torch.cuda.is_available():
         cfg.MODEL.DEVICE = "cpu"
+    if Path(cfg.OUTPUT_DIR).is_file():
+        raise SystemExit(f"error: OUTPUT_DIR {cfg.OUTPUT_DIR} is a file, not a folder")
     cfg.freeze()
     default_setup(cfg, args)
     return cfg
+
+
+def check_not_an_input(out: Path, args, cfg, flag: str = "--predictions-out") -> None:
+    """Refuse an output file (``flag``) that is one of the run's inputs (a ``--dataset`` JSON,
+    the config, the weights): writing it would destroy that input.
+
+    Raises:
+        SystemExit: one ``error: ...`` line naming ``flag`` and the input.
+    """
+    inputs = [args.config_file, cfg.MODEL.WEIGHTS]
+    inputs += [parse_data_arg(spec)[1] for spec in args.dataset]
+    if hit := input_overwritten_by(out, inputs):
+        raise SystemExit(f"error: {flag} {out} is an input of this run ({hit}); "
+                         "write to another file")

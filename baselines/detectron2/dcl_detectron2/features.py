@@ -44,6 +44,7 @@ Uses only APIs that detectron2 v0.5 and v0.6 share (tested on v0.5).
 from __future__ import annotations
 
 import argparse
+import pickle
 from pathlib import Path
 from typing import Callable, Iterable, Optional, Sequence
 
@@ -51,7 +52,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.data import DatasetCatalog, DatasetMapper
 from detectron2.data import detection_utils
 from detectron2.modeling import build_model
@@ -59,7 +59,8 @@ from detectron2.modeling.roi_heads.mask_head import MaskRCNNConvUpsampleHead
 
 from analysis.io import atomic_path
 
-from .engine import add_run_arguments, setup
+from .checkpoint import ResumableCheckpointer
+from .engine import add_run_arguments, check_not_an_input, setup
 from .mask_head import mask_features
 
 __all__ = [
@@ -272,7 +273,7 @@ def dump_features(cfg, *, pixels_per_roi: int = DEFAULT_PIXELS_PER_ROI,
             f"--pixels-per-roi and --max-pixels must be >= 1, got {pixels_per_roi}, {max_pixels}")
     if model is None:
         model = build_model(cfg)
-        DetectionCheckpointer(model).load(cfg.MODEL.WEIGHTS)
+        ResumableCheckpointer(model).load(cfg.MODEL.WEIGHTS)  # refuses weights that run code
     _check_model(model)
     extract = mask_feature_extractor(model.roi_heads.mask_head)
     model.eval()
@@ -336,10 +337,11 @@ def main(argv: Optional[Sequence[str]] = None) -> dict[str, np.ndarray]:
         raise SystemExit("error: MODEL.WEIGHTS is empty: give the trained model's checkpoint")
     if "://" not in weights and not Path(weights).is_file():
         raise SystemExit(f"error: MODEL.WEIGHTS {weights}: no such file")
+    check_not_an_input(out, args, cfg, "--out")
     try:
         arrays = dump_features(cfg, pixels_per_roi=args.pixels_per_roi,
                                max_pixels=args.max_pixels, seed=args.seed)
-    except FeatureDumpError as e:
+    except (FeatureDumpError, pickle.UnpicklingError) as e:
         raise SystemExit(f"error: {e}") from None
     write_npz(out, arrays)
     n_fg = int(arrays["labels"].sum())

@@ -17,6 +17,8 @@ from detectron2.modeling.roi_heads.mask_head import (
 )
 from detectron2.structures import Instances
 
+from dcl_core.sampling import check_counts_fit
+
 from .config import contrast_loss_from_node
 
 
@@ -70,8 +72,11 @@ class ContrastConvUpsampleHead(MaskRCNNConvUpsampleHead):
     @classmethod
     def from_config(cls, cfg, input_shape):
         ret = super().from_config(cfg, input_shape)
-        ret["contrast_loss"] = contrast_loss_from_node(cfg.MODEL.ROI_MASK_HEAD.CONTRAST_LOSS,
-                                                       ret["conv_dims"][-1])
+        ret["contrast_loss"] = loss = contrast_loss_from_node(
+            cfg.MODEL.ROI_MASK_HEAD.CONTRAST_LOSS, ret["conv_dims"][-1])
+        if loss is not None:  # the deconv doubles the pooled side: 14 -> 28
+            check_counts_fit(loss.num_anchors, loss.num_positives, loss.num_negatives,
+                             2 * input_shape.height, 2 * input_shape.width)
         return ret
 
     def mask_features(self, x: torch.Tensor) -> torch.Tensor:

@@ -5,11 +5,13 @@ allow_failed_imports=False)``) registers in mmdet's registries:
 
 - ``RefineRoIHead``, ``RefineMaskHead`` (MODELS): RefineMask (Zhang et al., CVPR 2021) with an
   optional ``loss_contrast`` on the first semantic-fusion stage;
+- ``DurableCheckpointHook`` (HOOKS): ``CheckpointHook`` writing atomically and durably;
 - ``TrainingCostHook`` (HOOKS): ``train_cost.json`` (paper Table 9);
 - ``TrainMetricsHook`` (HOOKS): ``train_metrics.json``, per-iteration losses and LR;
 - ``CocoResultsWriter`` (METRICS): COCO-format results for the project's evaluation step.
 """
 
+from .checkpoints import DurableCheckpointHook
 from .coco_results import CocoResultsWriter, instances_to_coco
 from .contrast import apply_loss_settings, build_contrast_loss
 from .cost import COST_FILE, TrainingCostHook
@@ -18,7 +20,8 @@ from .refine_roi_head import RefineRoIHead
 from .refinemask_head import RefineMaskHead
 
 __all__ = [
-    "COST_FILE", "CocoResultsWriter", "METRICS_FILE", "RefineMaskHead", "RefineRoIHead",
-    "TrainMetricsHook", "TrainingCostHook", "apply_loss_settings", "build_contrast_loss",
+    "COST_FILE", "CocoResultsWriter", "DurableCheckpointHook", "METRICS_FILE", "RefineMaskHead",
+    "RefineRoIHead", "TrainMetricsHook", "TrainingCostHook", "apply_loss_settings",
+    "build_contrast_loss",
     "instances_to_coco",
 ]

@@ -45,6 +45,9 @@ from mmdet.models.utils import empty_instances
 from mmdet.registry import MODELS
 from mmdet.structures.mask import mask_target
 
+from dcl_core.monitor import ValidRoIWatch
+from dcl_core.sampling import check_counts_fit
+
 from .bar import bar_stage_losses, refine_stages
 from .contrast import build_contrast_loss
 from .semantic_head import SemanticHead, semantic_targets
@@ -84,7 +87,8 @@ class RefineMaskHead(BaseModule):
 
     Raises:
         ValueError: inconsistent stage sizes, weights or start stage, or a bad
-            ``loss_contrast``.
+            ``loss_contrast`` (``InfeasibleSamplingError`` for counts no RoI at
+            ``stage_sizes[1]`` could satisfy).
     """
 
     def __init__(self, num_classes: int = 80, in_channels: int = 256,
@@ -135,6 +139,11 @@ class RefineMaskHead(BaseModule):
         self.final_logits = nn.Conv2d(channels, 1 if self.class_agnostic_final else self.num_classes, 1)
         # Registered last: the loss serves training only, and is absent for the baseline.
         self.contrast_loss = build_contrast_loss(loss_contrast, self.stages[0].expand.out_channels + 2)
+        if self.contrast_loss is not None:  # it sees the first fusion stage's output
+            loss = self.contrast_loss
+            check_counts_fit(loss.num_anchors, loss.num_positives, loss.num_negatives,
+                             sizes[1], sizes[1])
+            self.valid_roi_watch = ValidRoIWatch()
 
     def init_weights(self) -> None:
         super().init_weights()
@@ -225,6 +234,8 @@ class RefineMaskHead(BaseModule):
             # Logged, not summed (mmdet adds only keys containing "loss").
             losses["contrast_rois"] = features.new_tensor(float(self.contrast_loss.last_num_rois))
             losses["contrast_valid_rois"] = self.contrast_loss.last_num_valid.float()
+            self.valid_roi_watch.update(self.contrast_loss.last_num_rois,
+                                        self.contrast_loss.last_num_valid)
         return dict(loss_mask=losses, mask_targets=targets)
 
     # ------------------------------------------------------------------ inference

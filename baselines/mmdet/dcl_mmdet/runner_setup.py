@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
 __all__ = ["CliError", "check_contrast_cfg", "check_pretrained", "load_config",
-           "schedule_warnings", "set_dataset", "set_num_classes", "trust_own_checkpoints"]
+           "schedule_warnings", "set_dataset", "set_num_classes"]
 
 # mmdet wraps the real dataset in these; paths and classes go to the innermost one.
 _WRAPPERS = ("RepeatDataset", "ClassBalancedDataset", "MultiImageMixDataset")
@@ -102,31 +102,20 @@ def _pretrained_paths(node) -> List[str]:
 
 
 def check_pretrained(model_cfg: dict) -> None:
-    """Fail early when a ``Pretrained`` init names a local file that is not there.
+    """Fail early when a ``Pretrained`` init names a local file that is not there, or that
+    weights-only loading refuses (damaged, or carrying code).
 
     Raises:
         CliError: naming the file; URLs and ``scheme://`` names are left to mmengine.
     """
+    from .checkpoints import checkpoint_error
+
     for path in _pretrained_paths(model_cfg):
         if "://" not in path and not Path(path).is_file():
             raise CliError(f"pretrained weights not found: {path} (put the file there, or set "
                            "model.backbone.init_cfg=None to train from scratch)")
-
-
-
-def trust_own_checkpoints() -> None:
-    """Let mmengine load full checkpoints on torch >= 2.6.
-
-    mmengine 0.10.7 saves its message hub (``HistoryBuffer``, numpy arrays, rebuilt through
-    ``getattr``) in every checkpoint and reads checkpoints with ``torch.load``'s default, which
-    torch 2.6 changed to ``weights_only=True``: resuming then fails. The scripts load only the
-    run's own checkpoints and the weights the user configured, so they restore the old default
-    (``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD``), unless the user forces weights-only loading.
-    """
-    import os
-
-    if os.environ.get("TORCH_FORCE_WEIGHTS_ONLY_LOAD", "0").lower() not in ("1", "y", "yes", "true"):
-        os.environ["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = "1"
+        if "://" not in path and (error := checkpoint_error(path)):
+            raise CliError(f"pretrained weights {path} refused: {error}")
 
 
 def check_contrast_cfg(model_cfg: dict) -> None:

@@ -11,6 +11,8 @@ from detectron2.layers import ROIAlign, cat
 from detectron2.structures import Instances
 
 from dcl_core import DenseContrastiveLoss
+from dcl_core.monitor import ValidRoIWatch
+from dcl_core.sampling import check_counts_fit
 
 from ..config import contrast_loss_from_node
 
@@ -69,7 +71,12 @@ class GTBoxContrast(nn.Module):
 
     Forward: ``(mask_features [B, D, H/s, W/s], instances)`` -> 0-dim lambda x L_contrast
     (exactly 0 with a graph when no RoI is valid). ``last_num_rois`` / ``last_num_valid`` of
-    ``loss`` say how many RoIs took part.
+    ``loss`` say how many RoIs took part; ``valid_roi_watch`` (fed where they are logged) warns
+    when none has been valid for many iterations.
+
+    Raises:
+        dcl_core.sampling.InfeasibleSamplingError: the loss's counts leave no valid RoI at
+            ``resolution`` x ``resolution``.
     """
 
     def __init__(self, loss: DenseContrastiveLoss, resolution: int = 28, stride: float = 8.0):
@@ -77,6 +84,9 @@ class GTBoxContrast(nn.Module):
         self.loss = loss
         self.resolution = int(resolution)
         self.stride = float(stride)
+        check_counts_fit(loss.num_anchors, loss.num_positives, loss.num_negatives,
+                         self.resolution, self.resolution)
+        self.valid_roi_watch = ValidRoIWatch()
 
     def forward(self, mask_features: torch.Tensor, instances: List[Instances]) -> torch.Tensor:
         features, masks = gt_roi_inputs(mask_features, instances, self.resolution, self.stride)

@@ -183,6 +183,8 @@ class SparseInst(nn.Module):
                                    smoothing_hint=False)
                 storage.put_scalar("contrast/num_valid_rois", self.contrast.loss.last_num_valid,
                                    smoothing_hint=False)
+                self.contrast.valid_roi_watch.update(self.contrast.loss.last_num_rois,
+                                                     self.contrast.loss.last_num_valid)
             return losses
         output_sizes = [(x.get("height", hw[0]), x.get("width", hw[1]))
                         for x, hw in zip(batched_inputs, images.image_sizes)]

@@ -7,7 +7,8 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=50),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', interval=1, save_last=True, max_keep_ckpts=3),
+    # CheckpointHook writing atomically and durably (dcl_mmdet.checkpoints).
+    checkpoint=dict(type='DurableCheckpointHook', interval=1, save_last=True, max_keep_ckpts=3),
     sampler_seed=dict(type='DistSamplerSeedHook'))
 custom_hooks = [dict(type='TrainingCostHook', warmup=5),
                 dict(type='TrainMetricsHook', interval=20)]

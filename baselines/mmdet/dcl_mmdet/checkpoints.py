@@ -1,0 +1,153 @@
+"""mmengine checkpoints read without running code, written durably, and resumed past a bad one.
+
+- :func:`allow_mmengine_checkpoints`: torch's weights-only loader (the default since torch 2.6)
+  refuses mmengine 0.10 checkpoints, which pickle the message hub's ``HistoryBuffer``, numpy
+  arrays and ``getattr(HistoryBuffer, "min")``-style references to its statistics. Instead of
+  turning weights-only loading off (then any ``.pth`` given as ``load_from``, pretrained
+  weights or a checkpoint to predict with could run code), these few globals are allowlisted,
+  ``getattr`` only for ``HistoryBuffer``'s public methods.
+- :class:`DurableCheckpointHook` (HOOKS): mmengine's ``CheckpointHook`` whose checkpoint files
+  go through :func:`analysis.io.atomic_path` (temp file, fsync, ``os.replace``) and whose
+  ``last_checkpoint`` tag is rewritten the same way right after mmengine writes it in place.
+- :func:`resume_checkpoint`: the checkpoint a ``--resume`` should start from: the tagged one if
+  it loads, else the newest that does, with one warning line saying what was skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+from typing import List, Optional, Tuple
+
+from mmengine.fileio import LocalBackend, register_backend
+from mmengine.hooks import CheckpointHook
+from mmengine.registry import HOOKS
+
+from analysis.io import atomic_path, write_text_atomic
+from analysis.weights import UNREADABLE, numpy_globals, refusal_reason
+
+__all__ = ["DURABLE_BACKEND", "DurableCheckpointHook", "allow_mmengine_checkpoints",
+           "checkpoint_error", "resume_checkpoint"]
+
+DURABLE_BACKEND = "dcl_durable_local"
+TAG = "last_checkpoint"  # mmengine's name for the file naming the newest checkpoint
+
+
+def _history_buffer_method(obj, name: str):
+    """``builtins.getattr`` as mmengine checkpoints need it, and no further: a public method
+    of ``HistoryBuffer`` (its statistics, pickled by reference)."""
+    from mmengine.logging import HistoryBuffer
+
+    if obj is HistoryBuffer and not name.startswith("_") and callable(getattr(obj, name, None)):
+        return getattr(obj, name)
+    raise pickle.UnpicklingError(f"getattr({obj!r}, {name!r}) is not allowed in a checkpoint")
+
+
+def allow_mmengine_checkpoints() -> None:
+    """Allowlist, for torch's weights-only loader, what mmengine checkpoints hold beyond tensors.
+
+    ``HistoryBuffer``, numpy arrays, scalars and dtypes (under numpy 1 and 2 names), and a
+    ``getattr`` restricted to ``HistoryBuffer``'s public methods. Idempotent; affects only what
+    weights-only loading accepts (``torch.serialization.add_safe_globals``), never turns it off.
+    """
+    import torch
+    from mmengine.logging import HistoryBuffer
+
+    allowed: List = [HistoryBuffer, (_history_buffer_method, "builtins.getattr")]
+    allowed += [(obj, name) for name, obj in numpy_globals().items()]
+    torch.serialization.add_safe_globals(allowed)
+
+
+def checkpoint_error(path: os.PathLike | str) -> Optional[str]:
+    """None if ``path`` loads with weights-only loading, else why not, in one line.
+
+    Memory-maps the file, so tensors are not read: cheap even for large checkpoints (a file in
+    torch's legacy, non-zip format is read whole).
+    """
+    import torch
+
+    if os.path.isfile(path) and os.path.getsize(path) == 0:
+        return "empty file (0 bytes)"
+    try:
+        try:
+            torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError as e:
+            if "mmap can only be used" not in str(e):
+                raise
+            torch.load(path, map_location="cpu", weights_only=True)
+    except UNREADABLE as e:
+        return refusal_reason(e)
+    return None
+
+
+def resume_checkpoint(work_dir: os.PathLike | str) -> Tuple[Optional[str], Optional[str]]:
+    """The checkpoint a resumed run in ``work_dir`` should load, and a warning if one is due.
+
+    Tries the file ``last_checkpoint`` names, then every other ``*.pth`` of ``work_dir`` newest
+    first (``model_final.pth`` too); the first that loads (:func:`checkpoint_error`) wins.
+
+    Returns:
+        (path or None, warning line or None): None and no warning for a fresh folder; None and
+        a warning when checkpoints exist but none loads (training then starts over).
+    """
+    work_dir = Path(work_dir)
+    tag = work_dir / TAG
+    skipped: List[str] = []
+    tagged = None
+    if tag.is_file():
+        name = tag.read_text().strip()
+        if name:  # mmengine writes the path as it joined it; the file lies in work_dir
+            tagged = str(work_dir / Path(name).name)
+        else:
+            skipped.append(f"{TAG} is empty")
+    others = sorted((p for p in work_dir.glob("*.pth") if p.is_file()),
+                    key=lambda p: p.stat().st_mtime_ns, reverse=True)
+    candidates = ([tagged] if tagged else []) + [str(p) for p in others if str(p) != tagged]
+    for candidate in candidates:
+        error = checkpoint_error(candidate)
+        if error is None:
+            warning = (f"resume: skipped {'; '.join(skipped)}; resuming from {candidate}"
+                       if skipped else None)
+            return candidate, warning
+        skipped.append(f"{os.path.basename(candidate)} ({error})")
+    if skipped:
+        return None, (f"resume: no checkpoint in {work_dir} loads ({'; '.join(skipped)}); "
+                      "starting over")
+    return None, None
+
+
+class _DurableLocalBackend(LocalBackend):
+    """mmengine's local file backend, writing through :func:`analysis.io.atomic_path`."""
+
+    def put(self, obj: bytes, filepath) -> None:
+        with atomic_path(filepath) as tmp:
+            Path(tmp).write_bytes(obj)
+
+    def put_text(self, obj: str, filepath, encoding: str = "utf-8") -> None:
+        with atomic_path(filepath) as tmp:
+            Path(tmp).write_text(obj, encoding=encoding)
+
+
+register_backend(DURABLE_BACKEND, _DurableLocalBackend, force=True)
+
+
+@HOOKS.register_module()
+class DurableCheckpointHook(CheckpointHook):
+    """``CheckpointHook`` (same arguments) whose files survive a power loss.
+
+    Checkpoints are written by the ``dcl_durable_local`` backend (temp file, fsync,
+    ``os.replace``) unless ``backend_args`` names another; mmengine writes ``last_checkpoint``
+    in place, so it is rewritten atomically and durably right after. A power loss in that
+    short window can leave the tag empty, which :func:`resume_checkpoint` does not trust.
+    """
+
+    def __init__(self, *args, backend_args: Optional[dict] = None, **kwargs) -> None:
+        super().__init__(*args, backend_args=backend_args or {"backend": DURABLE_BACKEND},
+                         **kwargs)
+
+    def _save_checkpoint_with_step(self, runner, step, meta):
+        super()._save_checkpoint_with_step(runner, step, meta)
+        tag = Path(runner.work_dir) / TAG
+        if tag.is_file():  # the main process wrote it
+            write_text_atomic(tag, self.last_ckpt)

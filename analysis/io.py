@@ -78,10 +78,10 @@ def _same_file(a: Path, b: Path) -> bool:
 def input_overwritten_by(out: str | os.PathLike,
                          inputs: "Iterable[str | os.PathLike | None]") -> Optional[str]:
     """The first of ``inputs`` that ``out`` names (so writing ``out`` would destroy it), else
-    None. Symbolic links, hard links and ``..`` count as the same file; ``None`` inputs are
-    skipped. The one such check: :func:`check_outputs` and the training scripts use it."""
-    return next((str(p) for p in inputs if p is not None and _same_file(Path(out), Path(p))),
-                None)
+    None. Symbolic links, hard links and ``..`` count as the same file; ``None`` and empty
+    inputs (an unset ``MODEL.WEIGHTS``) are skipped. The one such check: :func:`check_outputs`
+    and the training scripts use it."""
+    return next((str(p) for p in inputs if p and _same_file(Path(out), Path(p))), None)
 
 
 def check_outputs(outputs: Iterable[Optional[str | os.PathLike]],

@@ -33,6 +33,7 @@ from dcl_detectron2 import add_project_config
 from dcl_detectron2.cost import TrainingCostHook
 from dcl_detectron2.data import parse_dataset_arg, register_coco_dataset
 from dcl_detectron2.predictions import COCOResultsWriter
+from dcl_detectron2.sparseinst.official_config import merge_config_file, translate_official_opts
 
 
 def predictions_file(folder, dataset_name: str) -> Path:
@@ -92,14 +93,18 @@ def setup(args):
     # (yacs reports an unknown key as KeyError from a file, AssertionError from the command
     # line, and a wrong type as ValueError.)
     errors = (KeyError, AssertionError, ValueError, FileNotFoundError)
+    # The official SparseInst files and overrides work too, translated (official_config).
     try:
-        cfg.merge_from_file(args.config_file)
+        notes = merge_config_file(cfg, args.config_file)
     except errors as e:
         raise SystemExit(f"error: {args.config_file}: {e}") from None
     try:
-        cfg.merge_from_list(args.opts)
+        opts, more = translate_official_opts(args.opts, cfg.MODEL.SPARSE_INST.MATCHER.ALPHA)
+        cfg.merge_from_list(opts)
     except errors as e:
         raise SystemExit(f"error: command-line override: {e}") from None
+    for note in notes + more:
+        print(f"official SparseInst key: {note}")
     num_classes = None
     for spec in args.dataset:
         try:

@@ -48,12 +48,7 @@ CONVERTER = REPO / "baselines" / "detectron2" / "tools" / "convert_official_spar
 VARIANTS = {"giam": 4, "iam": 1}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 def _converter():

@@ -292,3 +292,21 @@ def test_official_values_without_a_counterpart_fail_in_one_line(key, value, mess
     with pytest.raises(ValueError, match=message) as err:
         translate_official_opts([key, value])
     assert "\n" not in str(err.value)
+
+
+def test_train_net_reads_an_official_config_file_and_override(tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location(
+        "fidelity_test_train_net", REPO / "baselines" / "detectron2" / "train_net.py")
+    train_net = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(train_net)
+    path = tmp_path / "official.yaml"
+    path.write_text(OFFICIAL_YAML)
+    args = train_net.parse_args(["--config-file", str(path), "OUTPUT_DIR", str(tmp_path / "out"),
+                                 "MODEL.SPARSE_INST.DECODER.NAME", "BaseIAMDecoder"])
+    cfg = train_net.setup(args)
+    assert cfg.MODEL.SPARSE_INST.DECODER.GROUPS == 1  # the override's IAM wins over the file
+    assert "official SparseInst key: MODEL.SPARSE_INST.DECODER.NAME BaseIAMDecoder" in \
+        capsys.readouterr().out
+    bad = train_net.parse_args(["--config-file", str(path), "SOLVER.AMSGRAD", "True"])
+    with pytest.raises(SystemExit, match="error: command-line override: SOLVER.AMSGRAD True"):
+        train_net.setup(bad)

@@ -139,7 +139,7 @@ def translate_official_keys(tree: Dict[str, Any], alpha: float = 0.8
 
     Args:
         tree: e.g. ``CfgNode.load_yaml_with_base(path)``; a tree without official-only keys
-            comes back unchanged.
+            comes back unchanged (the same object).
         alpha: ``MATCHER.ALPHA`` in effect when the tree does not set it (to check ``BETA``).
 
     Returns:
@@ -149,8 +149,10 @@ def translate_official_keys(tree: Dict[str, Any], alpha: float = 0.8
         ValueError: an official key whose value this project cannot reproduce (one line,
             naming the key).
     """
-    flat, notes = _translate_flat(_flatten(tree), alpha)
-    return _unflatten(flat), notes
+    flat = _flatten(tree)
+    translated, notes = _translate_flat(flat, alpha)
+    # Untouched trees come back as they are (with any empty nodes, which flattening drops).
+    return (tree if translated == flat else _unflatten(translated)), notes
 
 
 def translate_official_opts(opts: List[str], alpha: float = 0.8) -> Tuple[List[str], List[str]]:
@@ -180,7 +182,7 @@ def merge_config_file(cfg, path: str) -> List[str]:
     """
     loaded = cfg.load_yaml_with_base(path, allow_unsafe=True)
     tree, notes = translate_official_keys(loaded, cfg.MODEL.SPARSE_INST.MATCHER.ALPHA)
-    if tree == loaded:
+    if tree is loaded:
         cfg.merge_from_file(path)
         return notes
     if tree.get("VERSION", cfg.VERSION) != cfg.VERSION:

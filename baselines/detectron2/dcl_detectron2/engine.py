@@ -24,6 +24,7 @@ from .coco_results import CocoResultsWriter
 from .config import apply_loss_settings
 from .cost import TrainingCostHook
 from .data import parse_data_arg, register_coco_dataset
+from .sparseinst.official_config import merge_config_file, translate_official_opts
 
 __all__ = ["Trainer", "add_run_arguments", "predictions_file", "setup"]
 
@@ -100,8 +101,9 @@ def setup(args):
     # (yacs reports an unknown key as KeyError from a file, AssertionError from the command
     # line, and a wrong type as ValueError.)
     errors = (KeyError, AssertionError, ValueError, FileNotFoundError)
+    # The official SparseInst files and overrides work too, translated (official_config).
     try:
-        cfg.merge_from_file(args.config_file)
+        notes = merge_config_file(cfg, args.config_file)
     except errors as e:
         raise SystemExit(f"error: {args.config_file}: {e}") from None
     if getattr(args, "loss", None):
@@ -110,9 +112,12 @@ def setup(args):
         except (TypeError, ValueError) as e:
             raise SystemExit(f"error: --loss: {e}") from None
     try:
-        cfg.merge_from_list(args.opts)
+        opts, more = translate_official_opts(args.opts, cfg.MODEL.SPARSE_INST.MATCHER.ALPHA)
+        cfg.merge_from_list(opts)
     except errors as e:
         raise SystemExit(f"error: command-line override: {e}") from None
+    for note in notes + more:
+        print(f"official SparseInst key: {note}")
     num_classes = None
     for spec in args.dataset:
         try:

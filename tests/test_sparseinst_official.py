@@ -295,18 +295,19 @@ def test_official_values_without_a_counterpart_fail_in_one_line(key, value, mess
 
 
 def test_train_net_reads_an_official_config_file_and_override(tmp_path, capsys):
-    spec = importlib.util.spec_from_file_location(
-        "fidelity_test_train_net", REPO / "baselines" / "detectron2" / "train_net.py")
-    train_net = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(train_net)
+    from detectron2.engine import default_argument_parser
+
+    from dcl_detectron2.engine import add_run_arguments, setup
+
+    parser = add_run_arguments(default_argument_parser())
     path = tmp_path / "official.yaml"
     path.write_text(OFFICIAL_YAML)
-    args = train_net.parse_args(["--config-file", str(path), "OUTPUT_DIR", str(tmp_path / "out"),
-                                 "MODEL.SPARSE_INST.DECODER.NAME", "BaseIAMDecoder"])
-    cfg = train_net.setup(args)
+    args = parser.parse_args(["--config-file", str(path), "OUTPUT_DIR", str(tmp_path / "out"),
+                              "MODEL.SPARSE_INST.DECODER.NAME", "BaseIAMDecoder"])
+    cfg = setup(args)
     assert cfg.MODEL.SPARSE_INST.DECODER.GROUPS == 1  # the override's IAM wins over the file
     assert "official SparseInst key: MODEL.SPARSE_INST.DECODER.NAME BaseIAMDecoder" in \
         capsys.readouterr().out
-    bad = train_net.parse_args(["--config-file", str(path), "SOLVER.AMSGRAD", "True"])
+    bad = parser.parse_args(["--config-file", str(path), "SOLVER.AMSGRAD", "True"])
     with pytest.raises(SystemExit, match="error: command-line override: SOLVER.AMSGRAD True"):
-        train_net.setup(bad)
+        setup(bad)

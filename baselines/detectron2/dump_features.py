@@ -65,6 +65,7 @@ from detectron2.modeling import build_model  # noqa: E402
 from detectron2.modeling.roi_heads.mask_head import MaskRCNNConvUpsampleHead  # noqa: E402
 
 from analysis.io import atomic_path  # noqa: E402
+from dcl_detectron2.checkpoint import enforce_strict_loading  # noqa: E402
 from dcl_detectron2.mask_head import ContrastConvUpsampleHead  # noqa: E402
 
 __all__ = [
@@ -286,7 +287,7 @@ def dump_features(cfg, *, pixels_per_roi: int = DEFAULT_PIXELS_PER_ROI,
             f"--pixels-per-roi and --max-pixels must be >= 1, got {pixels_per_roi}, {max_pixels}")
     if model is None:
         model = build_model(cfg)
-        DetectionCheckpointer(model).load(cfg.MODEL.WEIGHTS)
+        enforce_strict_loading(DetectionCheckpointer(model), cfg).load(cfg.MODEL.WEIGHTS)
     _check_model(model)
     extract = mask_feature_extractor(model.roi_heads.mask_head)
     model.eval()

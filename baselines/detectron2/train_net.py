@@ -30,6 +30,7 @@ from detectron2.solver.build import get_default_optimizer_params, maybe_add_grad
 from detectron2.utils.events import CommonMetricPrinter, JSONWriter, TensorboardXWriter
 
 from dcl_detectron2 import add_project_config
+from dcl_detectron2.checkpoint import enforce_strict_loading
 from dcl_detectron2.cost import TrainingCostHook
 from dcl_detectron2.data import parse_dataset_arg, register_coco_dataset
 from dcl_detectron2.predictions import COCOResultsWriter
@@ -122,7 +123,8 @@ def main(args):
     cfg = setup(args)
     if args.eval_only:
         model = Trainer.build_model(cfg)
-        DetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(
+        checkpointer = DetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR)
+        enforce_strict_loading(checkpointer, cfg).resume_or_load(
             cfg.MODEL.WEIGHTS, resume=args.resume
         )
         if not cfg.DATASETS.TEST:
@@ -132,6 +134,7 @@ def main(args):
         loader = Trainer.build_test_loader(cfg, name)
         return inference_on_dataset(model, loader, COCOResultsWriter(name, out))
     trainer = Trainer(cfg)
+    enforce_strict_loading(trainer.checkpointer, cfg)
     trainer.resume_or_load(resume=args.resume)
     return trainer.train()
 

@@ -59,6 +59,9 @@ def build_config(args):
         cfg.test_evaluator = dict(type="CocoResultsWriter", outfile="predictions_val.json",
                                   category_ids=ids)
     check_pretrained(cfg.model)
+    from dcl_mmdet.checkpoint import check_weights_fit
+    for line in check_weights_fit(cfg.model, cfg.get("load_from"), cfg.get("load_from_dropped", ())):
+        print(f"note: {line}", file=sys.stderr)
     for line in schedule_warnings(cfg):
         print(f"warning: {line}", file=sys.stderr)
     cfg.work_dir = str(args.work_dir)

@@ -177,3 +177,19 @@ def test_mmdet_pretrained_backbone_is_checked_before_training(tmp_path):
                                        r"model: missing 'layer2\.0\.downsample\.1\.running_mean'; "
                                        r"unexpected 'layer9\.weight'$"):
         check_weights_fit({"backbone": _mmdet_backbone(tmp_path / "bad.pth")})
+
+
+def test_msra_caffe2_weights_are_refused_for_sparseinsts_rgb_resnet(tmp_path):
+    import pickle
+
+    import numpy as np
+
+    # MSRA's R-50.pkl is a Caffe2 blob dict; its names fit any detectron2 ResNet after
+    # detectron2's renaming, so only the convention check tells SparseInst was given it.
+    with open(tmp_path / "R-50.pkl", "wb") as fh:
+        pickle.dump({"conv1_w": np.zeros((64, 3, 7, 7), np.float32)}, fh)
+    cfg, model = _model(CONFIGS / "coco/sparseinst_R_50.yaml")
+    with pytest.raises(SystemExit, match=r"R-50\.pkl: MSRA's Caffe2 ResNet weights need "
+                                         r"INPUT\.FORMAT BGR and MODEL\.RESNETS\.STRIDE_IN_1X1 "
+                                         r"True, but this config has RGB and False"):
+        _load(cfg, model, tmp_path / "R-50.pkl")

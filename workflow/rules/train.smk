@@ -7,6 +7,7 @@ rule train_detectron2:
     input:
         data=dataset_inputs,
         config=model_config_file,
+        pretrained=model_weights,
     output:
         weights=f"{RESULTS}/{{dataset}}/{{model}}/{{variant}}/model_final.pth",
         cost=f"{RESULTS}/{{dataset}}/{{model}}/{{variant}}/train_cost.json",
@@ -37,6 +38,7 @@ rule train_mmdet:
     input:
         data=dataset_inputs,
         config=model_config_file,
+        pretrained=model_weights,
     output:
         weights=f"{RESULTS}/{{dataset}}/{{model}}/{{variant}}/model_final.pth",
         cost=f"{RESULTS}/{{dataset}}/{{model}}/{{variant}}/train_cost.json",

@@ -12,7 +12,9 @@ incompatible keys it reports after loading are checked with :func:`dcl_data.weig
   Cityscapes) and the DCL modules this project adds (:data:`PROJECT_NEW`); those drops are
   listed in the log.
 
-A mismatch stops the process with one line naming the first missing and unexpected key.
+ImageNet ResNet weights must also match the config's input convention
+(:func:`check_resnet_convention`: MSRA's BGR Caffe2 file vs torchvision's RGB one). A mismatch
+stops the process with one line naming the first missing and unexpected key.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from detectron2.config import CfgNode as CN
 
 from dcl_data.weights import CheckpointMismatch, check_fit
 
-__all__ = ["PROJECT_NEW", "add_weights_check_config", "enforce_strict_loading"]
+__all__ = ["PROJECT_NEW", "add_weights_check_config", "check_resnet_convention",
+           "enforce_strict_loading"]
 
 #: Modules of this project that no pretrained file has (the dense contrastive loss's projection).
 PROJECT_NEW = ("roi_heads.mask_head.contrast_loss.",)
@@ -41,6 +44,34 @@ def add_weights_check_config(cfg: CN) -> CN:
     cfg.MODEL.WEIGHTS_CHECK.SCOPE = ""
     cfg.MODEL.WEIGHTS_CHECK.DROPPED = []
     return cfg
+
+
+def check_resnet_convention(checkpoint: dict, cfg, source: str) -> None:
+    """Refuse ImageNet ResNet weights of the other convention than the config's.
+
+    MSRA's Caffe2 R-50 (detectron2 reads it with ``__author__ == "Caffe2"``) was trained on BGR
+    input with the stride in the 1x1 conv; torchvision's (``__author__`` starting with
+    ``torchvision``, tools/convert_torchvision_resnet.py) on RGB with the stride in the 3x3
+    conv. The keys fit either way, so only this tells a SparseInst config given MSRA's file.
+
+    Raises:
+        CheckpointMismatch: naming the file, the convention and the config's values.
+    """
+    if "resnet" not in cfg.MODEL.BACKBONE.NAME:
+        return
+    author = str(checkpoint.get("__author__", ""))
+    fmt, stride_in_1x1 = cfg.INPUT.FORMAT, cfg.MODEL.RESNETS.STRIDE_IN_1X1
+    if author == "Caffe2":
+        wanted, name = ("BGR", True), "MSRA's Caffe2 ResNet"
+    elif author.startswith("torchvision"):
+        wanted, name = ("RGB", False), "torchvision's ResNet"
+    else:
+        return
+    if (fmt, bool(stride_in_1x1)) != wanted:
+        raise CheckpointMismatch(
+            f"{source}: {name} weights need INPUT.FORMAT {wanted[0]} and "
+            f"MODEL.RESNETS.STRIDE_IN_1X1 {wanted[1]}, but this config has {fmt} and "
+            f"{stride_in_1x1}: declare the model's own weights in config.yaml")
 
 
 def _check(incompatible, checkpoint: dict, cfg, source: str, logger) -> None:
@@ -74,12 +105,13 @@ def enforce_strict_loading(checkpointer, cfg, logger=None):
         return load(path, *args, **kwargs)
 
     def checked_load_model(checkpoint):
-        incompatible = load_model(checkpoint)
-        if incompatible is not None:
-            try:
+        try:
+            check_resnet_convention(checkpoint, cfg, current["path"])
+            incompatible = load_model(checkpoint)
+            if incompatible is not None:
                 _check(incompatible, checkpoint, cfg, current["path"], logger)
-            except CheckpointMismatch as err:
-                raise SystemExit(f"error: {err}") from None
+        except CheckpointMismatch as err:
+            raise SystemExit(f"error: {err}") from None
         return incompatible
 
     checkpointer.load = checked_load

@@ -12,6 +12,8 @@ rule embedded_dataset:
         directory(EMBEDDED_ROOT),
     log:
         "logs/data/embedded.log",
+    conda:
+        "../../envs/detectron2.yaml"
     shell:
         "python -m dcl_data.embedded --downloads {DOWNLOADS} --out {output} > {log} 2>&1"
 

@@ -21,6 +21,8 @@ rule predict_detectron2:
         outdir=lambda wildcards, output: Path(output[0]).parent / "eval",
         datasets=detectron2_datasets,
         opts=detectron2_opts,
+    conda:
+        "../../envs/detectron2.yaml"
     shell:
         "OMP_NUM_THREADS={threads} python {REPO}/baselines/detectron2/train_net.py --eval-only"
         " --config-file {input.config} {params.datasets} --predictions-out {output}"
@@ -43,6 +45,8 @@ rule predict_mmdet:
         gpu=min(PRESET["gpus"], 1),
     params:
         args=lambda wildcards: mmdet_args(wildcards, train=False),
+    conda:
+        "../../envs/mmdet.yaml"
     shell:
         "OMP_NUM_THREADS={threads} python {REPO}/baselines/mmdet/predict.py {input.config}"
         " {input.weights} --predictions-out {output} {params.args} > {log} 2>&1"
@@ -60,6 +64,8 @@ rule predictions_subset:
         split="occ",
     log:
         f"logs/{SCALE}/subset/{{dataset}}/{{model}}/{{variant}}_{{split}}.log",
+    conda:
+        "../../envs/detectron2.yaml"
     shell:
         "python -m analysis.subset {input.predictions} {input.subset} -o {output} > {log} 2>&1"
 
@@ -78,6 +84,8 @@ rule evaluate:
         f"logs/{SCALE}/evaluate/{{dataset}}/{{model}}/{{variant}}_{{split}}.log",
     params:
         gt=split_gt,
+    conda:
+        "../../envs/detectron2.yaml"
     script:
         "../scripts/evaluate.py"
 
@@ -97,6 +105,8 @@ rule evaluate_cityscapes:
     params:
         gt=lambda wildcards: split(wildcards.dataset, "val")["json"],
         gtfine=config.get("sources", {}).get("cityscapes", "datasets/cityscapes") + "/gtFine/val",
+    conda:
+        "../../envs/detectron2.yaml"
     shell:
         "python -m analysis.cityscapes_eval {params.gt} {params.gtfine} {input.predictions}"
         " -o {output} --jobs {threads} > {log} 2>&1"
@@ -113,6 +123,8 @@ rule seg_errors:
     threads: 1
     params:
         gt=split_gt,
+    conda:
+        "../../envs/detectron2.yaml"
     shell:
         "dcl-seg-errors {params.gt} {input.predictions} -o {output} --jobs {threads} > {log} 2>&1"
 
@@ -134,6 +146,8 @@ rule features:
         datasets=detectron2_datasets,
         opts=detectron2_opts,
         max_pixels=PRESET.get("tsne", {}).get("max_pixels", 4000),
+    conda:
+        "../../envs/detectron2.yaml"
     shell:
         "OMP_NUM_THREADS={threads} python {REPO}/baselines/detectron2/dump_features.py"
         " --config-file {input.config} {params.datasets} --out {output}"

@@ -25,6 +25,8 @@ rule train_detectron2:
         # From the rule's own resource, so `--set-resources train_detectron2:gpu=8` changes
         # both the request and the launch; 0 GPUs (CPU) still runs one process.
         gpus=lambda wildcards, resources: max(resources.gpu, 1),
+    conda:
+        "../../envs/detectron2.yaml"
     shell:
         # --resume: a killed run continues from OUTPUT_DIR/last_checkpoint (checkpoints are
         # written before the tag that points at them, so the tag never names a partial file).
@@ -53,6 +55,8 @@ rule train_mmdet:
         outdir=lambda wildcards, output: Path(output.weights).parent,
         args=mmdet_args,
         gpus=lambda wildcards, resources: max(resources.gpu, 1),
+    conda:
+        "../../envs/mmdet.yaml"
     shell:
         # One process per GPU through torch's launcher, as mmdetection's dist_train.sh does.
         "if [ {params.gpus} -gt 1 ]; then"

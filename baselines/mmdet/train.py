@@ -101,6 +101,8 @@ def main(argv=None) -> int:
 
     if not args.resume:
         (args.work_dir / FINAL).unlink(missing_ok=True)
+    from dcl_mmdet.distributed import setup_cpu_distributed
+    setup_cpu_distributed(cfg)  # torchrun on CPUs: gloo, DDP without device ids
     runner = Runner.from_cfg(cfg)
     runner.train()
     if runner.iter >= runner.max_iters and is_main_process():

@@ -61,3 +61,30 @@ def test_a_count_below_one_is_one_line(tmp_path, capsys):
         make_coco(tmp_path, {"train": 0, "val": 1})
     assert main(["coco", str(tmp_path), "--train", "0"]) == 1
     assert capsys.readouterr().err == "error: train: the number of images must be >= 1, got 0\n"
+
+
+def test_preflight_dry_run_plans_the_paper_matrix_on_stand_ins(tmp_path):
+    """scale=preflight: all 30 paper trainings on one CPU process each, from generated data
+    through the real data rules and stand-in weights through the real converters; no fetch."""
+    import yaml
+
+    from paper_tables.experiments import expand
+    from test_workflow import planned_jobs, snakemake, workdir
+
+    wd = workdir(tmp_path, scale="preflight")
+    out = snakemake(wd, "-n", "-p", "--cores", "2", "all",
+                    "resources/coco_occ/instances_val2017_occ.json").stdout
+    jobs = planned_jobs(out)
+    config = yaml.safe_load((wd / "config.yaml").read_text())
+    assert len(expand(config, "preflight").runs) == 30
+    assert jobs["train_detectron2"] + jobs["train_mmdet"] == 30
+    assert {k: v for k, v in jobs.items() if "weights" in k or "preflight" in k} == {
+        "preflight_cityscapes": 1, "preflight_coco": 1, "standin_weights_msra_r50": 1,
+        "standin_weights_coco_mask_rcnn_r50_fpn_3x": 1, "standin_weights_torchvision_r50": 1,
+        "standin_weights_torchvision_swin_t": 1, "convert_weights_swin_t_d2": 1,
+        "convert_weights_torchvision_r50_d2": 1}
+    assert jobs["cityscapes_coco_json"] == 1 and jobs["occ_split_coco"] == 1
+    assert "--num-gpus 1" in out and "--num-gpus 4" not in out and "if [ 1 -gt 1 ]" in out
+    assert "SOLVER.REFERENCE_WORLD_SIZE 4 SOLVER.MAX_ITER 1" in out
+    assert "synthetic_weights detectron2_msra_pkl pretrained/R-50.pkl  >" in out
+    assert "synthetic_weights torchvision_pth pretrained/swin_t-704ceda3.pth --arch swin_t" in out

@@ -31,6 +31,8 @@ if "cityscapes" in config["datasets"]:
         writes it (cityscapesscripts' label definitions; dcl_data/cityscapes_convert.py), then
         validated against the configured image folders. Scored COCO-style by evaluate and
         seg_errors; detectron2 trains from the same JSON."""
+        input:
+            preflight_sources("cityscapes"),  # workflow/rules/preflight.smk; none otherwise
         output:
             train=split("cityscapes", "train")["json"],
             val=split("cityscapes", "val")["json"],

@@ -48,6 +48,8 @@ def mmdet_weights_option(name):
 
 
 for _name, _w in WEIGHTS.items():
+    if "url" in _w and PREFLIGHT:
+        continue  # workflow/rules/preflight.smk writes a stand-in instead
     if "url" in _w:
 
         rule:

@@ -16,7 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Dict, Iterable, Mapping, Sequence, Tuple
 
-__all__ = ["CheckpointMismatch", "FitReport", "check_fit", "compare_state_dicts"]
+__all__ = ["CheckpointMismatch", "FitReport", "WeightsFileError", "check_fit", "compare_state_dicts",
+           "read_state_dict"]
 
 Shape = Tuple[int, ...]
 
@@ -27,6 +28,41 @@ class CheckpointMismatch(ValueError):
 
     def __init__(self, message: str) -> None:
         super().__init__(" ".join(str(message).split()))
+
+
+class WeightsFileError(ValueError):
+    """A weights file is missing, unreadable, or holds no dict of tensors (one line)."""
+
+
+def read_state_dict(path) -> dict:
+    """The ``{name: tensor}`` of a PyTorch weights file: a plain state dict, or one under
+    ``"model"`` or ``"state_dict"``. Read with ``weights_only=True``: a weights file needs no
+    pickled code, so any is refused.
+
+    Raises:
+        WeightsFileError: ``<path>: file not found``, ``<path>: not a readable PyTorch
+            checkpoint (...)`` or ``<path>: expected a state dict of tensors``.
+    """
+    from pathlib import Path
+
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsFileError(f"{path}: file not found")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises several types for a bad file; report one line
+        raise WeightsFileError(f"{path}: not a readable PyTorch checkpoint "
+                               f"({type(err).__name__}: {str(err).splitlines()[0][:200]})") from None
+    if isinstance(data, dict):
+        for key in ("model", "state_dict"):
+            if isinstance(data.get(key), dict):
+                data = data[key]
+                break
+    if not isinstance(data, dict) or not all(isinstance(v, torch.Tensor) for v in data.values()):
+        raise WeightsFileError(f"{path}: expected a state dict of tensors")
+    return data
 
 
 @dataclass(frozen=True)

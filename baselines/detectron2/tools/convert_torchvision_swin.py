@@ -80,23 +80,12 @@ def load_state_dict(path: str | Path) -> Dict[str, torch.Tensor]:
         ConversionError: the file is missing, unreadable as a tensor-only checkpoint, or holds
             no dict of tensors.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ConversionError(f"{path}: file not found")
+    from dcl_data.weights import WeightsFileError, read_state_dict
+
     try:
-        # weights_only: a weights file needs no pickled code, so refuse any.
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises several types for a bad file; report one line
-        raise ConversionError(f"{path}: not a readable PyTorch checkpoint "
-                              f"({type(err).__name__}: {str(err).splitlines()[0][:200]})") from None
-    if isinstance(data, dict):
-        for key in ("model", "state_dict"):
-            if isinstance(data.get(key), dict):
-                data = data[key]
-                break
-    if not isinstance(data, dict) or not all(isinstance(v, torch.Tensor) for v in data.values()):
-        raise ConversionError(f"{path}: expected a state dict of tensors")
-    return data
+        return read_state_dict(path)
+    except WeightsFileError as err:
+        raise ConversionError(str(err)) from None
 
 
 def main(argv=None) -> int:

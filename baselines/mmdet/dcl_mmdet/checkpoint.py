@@ -15,12 +15,11 @@ first and compares it with the module it initialises (:func:`dcl_data.weights.ch
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 from typing import List, Optional, Sequence
 
-import torch
 
-from dcl_data.weights import CheckpointMismatch, check_fit, compare_state_dicts
+from dcl_data.weights import (CheckpointMismatch, WeightsFileError, check_fit, compare_state_dicts,
+                              read_state_dict)
 
 from .runner_setup import CliError
 
@@ -40,19 +39,10 @@ def checkpoint_shapes(path: str, prefix: Optional[str] = None) -> dict:
     Raises:
         CliError: missing or unreadable file, or no dict of tensors.
     """
-    if not Path(path).is_file():
-        raise CliError(f"pretrained weights not found: {path}")
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises several types for a bad file
-        raise CliError(f"{path}: not a readable weights file ({type(err).__name__})") from None
-    if isinstance(data, dict):
-        for key in ("state_dict", "model"):
-            if isinstance(data.get(key), dict):
-                data = data[key]
-                break
-    if not isinstance(data, dict) or not all(isinstance(v, torch.Tensor) for v in data.values()):
-        raise CliError(f"{path}: expected a state dict of tensors")
+        data = read_state_dict(path)
+    except WeightsFileError as err:
+        raise CliError(str(err)) from None
     shapes = {k.removeprefix("module."): tuple(v.shape) for k, v in data.items()}
     if prefix:
         p = prefix if prefix.endswith(".") else prefix + "."

@@ -79,7 +79,8 @@ def test_coco_init_drops_the_class_specific_predictors_and_logs_them(tmp_path, c
     # A "COCO model": the same architecture with 80 classes, saved as a model-zoo file would be.
     _, coco = _model(CONFIGS / "cityscapes/mask_rcnn_R_50_FPN.yaml", "MODEL.ROI_HEADS.NUM_CLASSES", "80")
     state = coco.state_dict()
-    torch.save({"model": state, "__author__": "test"}, tmp_path / "coco.pth")
+    # (a published detector may record its iteration; its author marks it as not ours)
+    torch.save({"model": state, "__author__": "test", "iteration": 269999}, tmp_path / "coco.pth")
     cfg, model = _model(CONFIGS / "cityscapes/mask_rcnn_R_50_FPN_coco_init_dcl.yaml",
                         "MODEL.ROI_HEADS.NUM_CLASSES", "8")
     with caplog.at_level(logging.INFO, logger="dcl_detectron2.checkpoint"):

@@ -4,8 +4,8 @@ detectron2's ``DetectionCheckpointer`` loads with ``strict=False``: a checkpoint
 not fit the model is logged and training starts from partly random weights. Here the
 incompatible keys it reports after loading are checked with :func:`dcl_data.weights.check_fit`:
 
-- a checkpoint written by a trainer (it has ``"iteration"``: a resumed run, a run's
-  ``model_final.pth`` at evaluation) must fit exactly;
+- a checkpoint written by a trainer (it has ``"iteration"`` and no ``"__author__"``: a resumed
+  run, a run's ``model_final.pth`` at evaluation) must fit exactly;
 - initial weights (``MODEL.WEIGHTS``: an ImageNet backbone, a COCO detector) must fill every
   model key under ``MODEL.WEIGHTS_CHECK.SCOPE`` and bring no key the model lacks, except what
   ``MODEL.WEIGHTS_CHECK.DROPPED`` lists (e.g. the 80-class predictors of a COCO model on
@@ -75,7 +75,8 @@ def check_resnet_convention(checkpoint: dict, cfg, source: str) -> None:
 
 
 def _check(incompatible, checkpoint: dict, cfg, source: str, logger) -> None:
-    own = "iteration" in checkpoint
+    # A trainer's own checkpoint records its iteration; published files name an author.
+    own = "iteration" in checkpoint and "__author__" not in checkpoint
     scope = "" if own else cfg.MODEL.WEIGHTS_CHECK.SCOPE
     dropped = () if own else (*cfg.MODEL.WEIGHTS_CHECK.DROPPED, *PROJECT_NEW)
     shapes = {k: (tuple(a), tuple(b)) for k, a, b in incompatible.incorrect_shapes}

@@ -45,13 +45,13 @@ def test_two_cpu_processes_train_refinemask_with_dcl(tmp_path, embedded_dataset)
     work = tmp_path / "run"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-           "--master_port=0", str(TRAIN), str(EMBEDDED_DCL), "--work-dir", str(work),
+           "--standalone", str(TRAIN), str(EMBEDDED_DCL), "--work-dir", str(work),
            "--train-data", f"{data / 'annotations/instances_train.json'}:{data / 'train'}",
            "--launcher", "pytorch", "--cfg-options", "train_cfg.max_iters=3",
            "train_dataloader.batch_size=1", "train_dataloader.num_workers=0",
            "train_dataloader.persistent_workers=False", "default_hooks.checkpoint.interval=3",
            "default_hooks.logger.interval=1", "custom_hooks.1.interval=1"]
-    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1200)
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     out = result.stdout + result.stderr
     assert result.returncode == 0, out[-4000:]
     assert (work / "model_final.pth").is_file()

@@ -2,7 +2,9 @@
 ``baselines/*/tools``).
 
 - :func:`load_state_dict`: a tensor-only checkpoint (``torch.load(weights_only=True)``, so no
-  pickled code runs), unwrapped from ``"model"`` (detectron2) or ``"state_dict"`` (mmengine).
+  pickled code runs), unwrapped from ``"model"`` (detectron2) or ``"state_dict"`` (mmengine):
+  the project's one reader, :func:`dcl_data.weights.read_state_dict`, with the converters'
+  error type.
 - :func:`rename_state_dict`: apply a table of full-match regex rules; a key no rule places is an
   error, never a silent skip (a framework that loads non-strictly would otherwise leave those
   layers at their random init).
@@ -18,6 +20,7 @@ from typing import Callable, Dict, Mapping, Optional, Sequence, Tuple, Union
 import torch
 
 from analysis.io import atomic_path
+from dcl_data.weights import WeightsFileError, read_state_dict
 
 __all__ = ["ConversionError", "RenameRule", "load_state_dict", "rename_state_dict",
            "save_checkpoint"]
@@ -33,29 +36,17 @@ class ConversionError(ValueError):
 
 
 def load_state_dict(path: str | Path) -> Dict[str, torch.Tensor]:
-    """A state dict from ``path`` (a plain state dict, or one under ``"model"``/``"state_dict"``).
+    """A state dict from ``path`` (a plain state dict, or one under ``"model"``/``"state_dict"``),
+    read by :func:`dcl_data.weights.read_state_dict` (tensor-only, ``weights_only=True``).
 
     Raises:
         ConversionError: the file is missing, unreadable as a tensor-only checkpoint, or holds
-            no dict of tensors.
+            no dict of tensors (the reader's one-line message).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ConversionError(f"{path}: file not found")
     try:
-        # weights_only: a weights file needs no pickled code, so refuse any.
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises several types for a bad file; report one line
-        raise ConversionError(f"{path}: not a readable PyTorch checkpoint "
-                              f"({type(err).__name__}: {str(err).splitlines()[0][:200]})") from None
-    if isinstance(data, dict):
-        for key in ("model", "state_dict"):
-            if isinstance(data.get(key), dict):
-                data = data[key]
-                break
-    if not isinstance(data, dict) or not all(isinstance(v, torch.Tensor) for v in data.values()):
-        raise ConversionError(f"{path}: expected a state dict of tensors")
-    return data
+        return read_state_dict(path)
+    except WeightsFileError as err:
+        raise ConversionError(str(err)) from None
 
 
 def rename_state_dict(state: Mapping[str, torch.Tensor], rules: Sequence[RenameRule],

@@ -25,19 +25,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.engine import default_argument_parser, launch
 from detectron2.evaluation import inference_on_dataset
 
 from dcl_detectron2.coco_results import CocoResultsWriter
-from dcl_detectron2.engine import Trainer, add_run_arguments, predictions_file, setup
+from dcl_detectron2.engine import (Trainer, add_run_arguments, build_checkpointer,
+                                   predictions_file, setup)
 
 
 def main(args):
     cfg = setup(args)
     if args.eval_only:
         model = Trainer.build_model(cfg)
-        DetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(
+        build_checkpointer(model, cfg, save_dir=cfg.OUTPUT_DIR).resume_or_load(
             cfg.MODEL.WEIGHTS, resume=args.resume
         )
         if not cfg.DATASETS.TEST:

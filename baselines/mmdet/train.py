@@ -63,6 +63,9 @@ def build_config(args):
         cfg.test_evaluator = dict(type="CocoResultsWriter", outfile="predictions_val.json",
                                   category_ids=ids)
     check_pretrained(cfg.model)
+    from dcl_mmdet.checkpoint import check_weights_fit
+    for line in check_weights_fit(cfg.model, cfg.get("load_from"), cfg.get("load_from_dropped", ())):
+        print(f"note: {line}", file=sys.stderr)
     for line in schedule_warnings(cfg):
         print(f"warning: {line}", file=sys.stderr)
     cfg.work_dir = str(args.work_dir)
@@ -102,6 +105,8 @@ def main(argv=None) -> int:
 
     if not args.resume:
         (args.work_dir / FINAL).unlink(missing_ok=True)
+    from dcl_mmdet.distributed import setup_cpu_distributed
+    setup_cpu_distributed(cfg)  # torchrun on CPUs: gloo, DDP without device ids
     runner = Runner.from_cfg(cfg)
     runner.train()
     if runner.iter >= runner.max_iters and is_main_process():

@@ -1,7 +1,8 @@
 """The project's detectron2 trainer and set-up, shared by ``train_net.py`` and the feature dump.
 
 As detectron2's projects (``projects/PointRend/train_net.py``), the command-line scripts stay
-thin: they parse flags and call :func:`setup` and :class:`Trainer` from here.
+thin: they parse flags and call :func:`setup`, :class:`Trainer` and :func:`build_checkpointer`
+from here. Every model load through these is strict (:mod:`dcl_detectron2.checkpoint`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.config import get_cfg
 from detectron2.engine import DefaultTrainer, default_setup
 from detectron2.solver.build import get_default_optimizer_params, maybe_add_gradient_clipping
@@ -20,13 +22,14 @@ from dcl_core import parse_loss_option
 from dcl_core.registry import LOSS_OPTION_HELP
 
 from . import add_project_config
+from .checkpoint import enforce_strict_loading
 from .coco_results import CocoResultsWriter
 from .config import apply_loss_settings
 from .cost import TrainingCostHook
 from .data import parse_data_arg, register_coco_dataset
 from .sparseinst.official_config import merge_config_file, translate_official_opts
 
-__all__ = ["Trainer", "add_run_arguments", "predictions_file", "setup"]
+__all__ = ["Trainer", "add_run_arguments", "build_checkpointer", "predictions_file", "setup"]
 
 
 def predictions_file(folder, dataset_name: str) -> Path:
@@ -35,7 +38,12 @@ def predictions_file(folder, dataset_name: str) -> Path:
 
 
 class Trainer(DefaultTrainer):
-    """detectron2's trainer; evaluation only writes predictions (scored outside)."""
+    """detectron2's trainer; evaluation only writes predictions (scored outside). Its
+    checkpointer checks every load (``MODEL.WEIGHTS``, a resumed run) strictly."""
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        enforce_strict_loading(self.checkpointer, cfg)
 
     def build_writers(self):
         # `metrics.json` of a run folder is its evaluation (the workflow's convention); the
@@ -75,6 +83,13 @@ class Trainer(DefaultTrainer):
     def build_evaluator(cls, cfg, dataset_name, output_folder=None):
         return CocoResultsWriter(dataset_name, predictions_file(output_folder or cfg.OUTPUT_DIR,
                                                                 dataset_name))
+
+
+def build_checkpointer(model, cfg, save_dir: str = "") -> DetectionCheckpointer:
+    """A ``DetectionCheckpointer`` of ``model`` whose every load is checked against
+    ``MODEL.WEIGHTS_CHECK`` (:func:`dcl_detectron2.checkpoint.enforce_strict_loading`): a
+    mismatch exits with one ``error:`` line."""
+    return enforce_strict_loading(DetectionCheckpointer(model, save_dir=save_dir), cfg)
 
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:

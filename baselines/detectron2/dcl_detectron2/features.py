@@ -51,7 +51,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.data import DatasetCatalog, DatasetMapper
 from detectron2.data import detection_utils
 from detectron2.modeling import build_model
@@ -59,7 +58,7 @@ from detectron2.modeling.roi_heads.mask_head import MaskRCNNConvUpsampleHead
 
 from analysis.io import atomic_path
 
-from .engine import add_run_arguments, setup
+from .engine import add_run_arguments, build_checkpointer, setup
 from .mask_head import mask_features
 
 __all__ = [
@@ -272,7 +271,7 @@ def dump_features(cfg, *, pixels_per_roi: int = DEFAULT_PIXELS_PER_ROI,
             f"--pixels-per-roi and --max-pixels must be >= 1, got {pixels_per_roi}, {max_pixels}")
     if model is None:
         model = build_model(cfg)
-        DetectionCheckpointer(model).load(cfg.MODEL.WEIGHTS)
+        build_checkpointer(model, cfg).load(cfg.MODEL.WEIGHTS)
     _check_model(model)
     extract = mask_feature_extractor(model.roi_heads.mask_head)
     model.eval()

@@ -14,6 +14,17 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture
+def one_thread():
+    """Torch at one thread for the test (deterministic sums, fair to the 2 shared cores)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def embedded_dataset(tmp_path_factory) -> Path:
     """The embedded dataset, built once per session from the shared registry cache."""

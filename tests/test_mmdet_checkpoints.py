@@ -22,7 +22,7 @@ sys.path.insert(0, str(MMDET_DIR))
 from mmengine.logging import HistoryBuffer  # noqa: E402
 from mmengine.model import BaseModel  # noqa: E402
 
-from dcl_mmdet.checkpoints import (allow_mmengine_checkpoints, checkpoint_error,  # noqa: E402
+from dcl_mmdet.checkpoint import (allow_mmengine_checkpoints, checkpoint_error,  # noqa: E402
                                    resume_checkpoint)
 
 

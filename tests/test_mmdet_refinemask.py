@@ -56,7 +56,21 @@ def test_boundary_region_of_a_square():
     # 12 outer pixels of the 4x4 square + the 20 background pixels around it
     assert int(region.sum()) == 32
     assert not region[4:6, 4:6].any() and not region[0].any()
-    assert int(boundary_region(mask, 2)[0].sum()) == 16 + (8 * 8 - 16)
+    # Paper rule at width 2: the whole 8 x 8 square around it.
+    assert int(boundary_region(mask, 2, rule="distance")[0].sum()) == 16 + (8 * 8 - 16)
+    # Authors' rule (> 10% = at least 3 of 25 window pixels of the other label): without the
+    # three pixels at each outer corner, whose window sees only 1 or 2 of the square's pixels.
+    fraction = boundary_region(mask, 2)[0]
+    assert int(fraction.sum()) == 64 - 4 * 3
+    assert not fraction[1, 1] and not fraction[1, 2] and not fraction[2, 1] and fraction[2, 2]
+
+
+def test_boundary_rules_agree_at_width_one():
+    torch.manual_seed(0)
+    masks = torch.rand(6, 12, 12) > 0.5
+    assert torch.equal(boundary_region(masks, 1), boundary_region(masks, 1, rule="distance"))
+    with pytest.raises(ValueError, match="boundary rule"):
+        boundary_region(masks, 1, rule="laplacian")
 
 
 def test_boundary_region_counts_the_roi_edge_as_background():
@@ -77,10 +91,12 @@ def test_merge_boundary_takes_the_fine_stage_only_on_the_coarse_boundary():
     coarse[0, 0, 2:6, 2:6] = 5.0
     fine = torch.full((1, 1, 16, 16), 42.0)
     merged = merge_boundary(coarse, fine, width=1)
-    region = boundary_region(coarse[:, 0] >= 0, 1)
-    region_up = region.repeat_interleave(2, 1).repeat_interleave(2, 2)
-    assert torch.all(merged[0, 0][region_up[0]] == 42.0)
-    assert torch.all(merged[0, 0][~region_up[0]] != 42.0)
+    # As the authors: the non-boundary upsampled bilinearly (align_corners) keeps the coarse.
+    inner = ~boundary_region(coarse[:, 0] >= 0, 1)
+    keep = torch.nn.functional.interpolate(inner[:, None].float(), size=(16, 16), mode="bilinear",
+                                           align_corners=True)[0, 0] >= 0.5
+    assert torch.all(merged[0, 0][~keep] == 42.0)
+    assert torch.all(merged[0, 0][keep] != 42.0) and keep.any() and (~keep).any()
 
 
 def test_bar_loss_of_a_high_stage_ignores_pixels_off_the_boundary():

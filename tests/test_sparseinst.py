@@ -31,7 +31,8 @@ CONFIGS = REPO / "baselines" / "detectron2" / "configs"
 EMBEDDED = CONFIGS / "embedded" / "sparseinst_R_18.yaml"
 COCO = CONFIGS / "coco" / "sparseinst_R_50.yaml"
 COCO_DCL = CONFIGS / "coco" / "sparseinst_R_50_dcl.yaml"
-SPARSEINST_CONFIGS = [EMBEDDED, COCO, COCO_DCL]
+COCO_IAM = CONFIGS / "coco" / "sparseinst_R_50_iam.yaml"
+SPARSEINST_CONFIGS = [EMBEDDED, COCO, COCO_DCL, COCO_IAM]
 
 # A narrow model so a CPU step takes well under a second.
 TINY = ["MODEL.SPARSE_INST.ENCODER.NUM_CHANNELS", "32",
@@ -108,6 +109,9 @@ def test_coco_configs_are_the_paper_settings():
     assert base.SOLVER.OPTIMIZER == "ADAMW"
     decoder = base.MODEL.SPARSE_INST.DECODER
     assert (decoder.NUM_MASKS, decoder.KERNEL_DIM) == (100, 128)
+    # G-IAM, the official default decoder; plain IAM stays selectable.
+    assert decoder.GROUPS == 4 and dcl.MODEL.SPARSE_INST.DECODER.GROUPS == 4
+    assert make_cfg(config=COCO_IAM).MODEL.SPARSE_INST.DECODER.GROUPS == 1
     dcl.MODEL.SPARSE_INST.CONTRAST_LOSS.LOSS_WEIGHT = 0.0
     assert dcl.dump() == base.dump()
 

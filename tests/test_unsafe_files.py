@@ -36,7 +36,7 @@ def test_plain_pickled_weights_pass_and_code_is_refused_before_it_runs(tmp_path,
 
     import numpy as np
 
-    from analysis.weights import check_plain_pickle
+    from dcl_data.weights import check_plain_pickle
 
     plain = tmp_path / "R-50.pkl"  # the model-zoo layout: numpy blobs and metadata
     plain.write_bytes(pickle.dumps({"model": {"conv1.weight": np.ones((2, 3), np.float32),

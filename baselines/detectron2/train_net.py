@@ -13,7 +13,8 @@ Like detectron2's ``tools/train_net.py`` (same flags, ``KEY VALUE`` overrides), 
   baseline); ``dcl_detectron2.config`` writes it into the model's own keys. It takes every word
   up to the next flag, so put it before ``--config-file``.
 - ``--resume`` continues from ``OUTPUT_DIR/last_checkpoint`` after an interruption, or from the
-  newest checkpoint that loads if that one is damaged (``dcl_detectron2.checkpoint``).
+  newest checkpoint that loads if that one is damaged (``dcl_detectron2.checkpoint``). Every
+  load is strict (``MODEL.WEIGHTS_CHECK``): weights that do not fit the model are one line.
 
 The trainer and the set-up live in ``dcl_detectron2.engine``. The authors' commands work
 unchanged, e.g.::
@@ -29,10 +30,9 @@ from pathlib import Path
 from detectron2.engine import default_argument_parser, launch
 from detectron2.evaluation import inference_on_dataset
 
-from dcl_detectron2.checkpoint import ResumableCheckpointer
 from dcl_detectron2.coco_results import CocoResultsWriter
-from dcl_detectron2.engine import (Trainer, add_run_arguments, check_not_an_input,
-                                   predictions_file, setup)
+from dcl_detectron2.engine import (Trainer, add_run_arguments, build_checkpointer,
+                                   check_not_an_input, predictions_file, setup)
 
 
 def main(args):
@@ -44,7 +44,7 @@ def main(args):
         out = Path(args.predictions_out or predictions_file(cfg.OUTPUT_DIR, name))
         check_not_an_input(out, args, cfg)
         model = Trainer.build_model(cfg)
-        ResumableCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(
+        build_checkpointer(model, cfg, save_dir=cfg.OUTPUT_DIR).resume_or_load(
             cfg.MODEL.WEIGHTS, resume=args.resume
         )
         loader = Trainer.build_test_loader(cfg, name)

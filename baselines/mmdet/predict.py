@@ -44,7 +44,7 @@ def checkpoint_classes(path: Path):
     """
     import torch
 
-    from dcl_mmdet.checkpoints import checkpoint_error
+    from dcl_mmdet.checkpoint import checkpoint_error
     from dcl_mmdet.runner_setup import CliError
 
     if error := checkpoint_error(path):
@@ -90,7 +90,7 @@ def build_config(args, work_dir: str):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from dcl_mmdet.checkpoints import allow_mmengine_checkpoints
+    from dcl_mmdet.checkpoint import allow_mmengine_checkpoints
     from dcl_mmdet.runner_setup import CliError
 
     allow_mmengine_checkpoints()

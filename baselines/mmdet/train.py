@@ -13,8 +13,9 @@ while training). Writes to DIR: mmengine's checkpoints and logs, ``train_cost.js
 (a hard link to, or copy of, the last checkpoint). ``--resume`` continues from DIR's last
 checkpoint (the newest that loads if the tagged one is damaged, with a warning); without it an
 old ``model_final.pth`` is removed before training starts. Checkpoints and pretrained weights
-are read with torch's weights-only loading (``dcl_mmdet.checkpoints``): a file that would run
-code is refused in one line.
+are read with torch's weights-only loading (``dcl_mmdet.checkpoint``): a file that would run
+code is refused in one line, and a local ``Pretrained`` file or ``load_from`` must fit the
+model (``check_weights_fit``).
 Several GPUs: ``torchrun --nproc_per_node N baselines/mmdet/train.py ... --launcher pytorch``.
 """
 
@@ -52,7 +53,7 @@ def parse_args(argv=None):
 
 def build_config(args):
     """The resolved config for ``args``; raises ``CliError`` on a user error."""
-    from dcl_mmdet.checkpoints import resume_checkpoint
+    from dcl_mmdet.checkpoint import check_weights_fit, resume_checkpoint
     from dcl_mmdet.runner_setup import (CliError, check_contrast_cfg, check_pretrained,
                                         load_config, schedule_warnings, set_dataset,
                                         set_num_classes)
@@ -71,6 +72,9 @@ def build_config(args):
                                   category_ids=ids)
     check_pretrained(cfg.model)
     check_load_from(cfg)
+    # Then whether the files fit the model (read weights-only, as above).
+    for line in check_weights_fit(cfg.model, cfg.get("load_from"), cfg.get("load_from_dropped", ())):
+        print(f"note: {line}", file=sys.stderr)
     for line in schedule_warnings(cfg):
         print(f"warning: {line}", file=sys.stderr)
     cfg.work_dir = str(args.work_dir)
@@ -88,7 +92,7 @@ def build_config(args):
 
 def check_load_from(cfg) -> None:
     """Refuse a local ``load_from`` that weights-only loading refuses, in one line."""
-    from dcl_mmdet.checkpoints import checkpoint_error
+    from dcl_mmdet.checkpoint import checkpoint_error
     from dcl_mmdet.runner_setup import CliError
 
     path = cfg.get("load_from")
@@ -116,7 +120,7 @@ def publish_final(work_dir: Path) -> Path:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from dcl_mmdet.checkpoints import allow_mmengine_checkpoints
+    from dcl_mmdet.checkpoint import allow_mmengine_checkpoints
     from dcl_mmdet.runner_setup import CliError
 
     allow_mmengine_checkpoints()
@@ -133,6 +137,8 @@ def main(argv=None) -> int:
 
     if not args.resume:
         (args.work_dir / FINAL).unlink(missing_ok=True)
+    from dcl_mmdet.distributed import setup_cpu_distributed
+    setup_cpu_distributed(cfg)  # torchrun on CPUs: gloo, DDP without device ids
     try:
         runner = Runner.from_cfg(cfg)
     except InfeasibleSamplingError as e:  # raised while the model is built

@@ -62,7 +62,7 @@ def detectron2_opts(wildcards):
     d = wildcards.dataset
     opts = ["DATASETS.TRAIN", f"('{d}_train',)", "DATASETS.TEST", f"('{d}_val',)"]
     if m.get("weights"):
-        opts += ["MODEL.WEIGHTS", m["weights"]]
+        opts += ["MODEL.WEIGHTS", weights_file(m["weights"])]  # workflow/rules/weights.smk
     opts += PRESET.get("opts", {}).get("detectron2", [])
     return " ".join(quote(str(o)) for o in opts)
 
@@ -83,7 +83,7 @@ def mmdet_args(wildcards, train=True):
         args.insert(0, f"--train-data={split(d, 'train')['json']}:{split(d, 'train')['images']}")
     options = list(PRESET.get("opts", {}).get("mmdet", []))
     if m.get("weights"):
-        options.append(f"load_from={m['weights']}")
+        options.append(mmdet_weights_option(m["weights"]))  # workflow/rules/weights.smk
     if options:
         args += ["--cfg-options", *options]
     return " ".join(quote(a) for a in args)

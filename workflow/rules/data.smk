@@ -12,6 +12,8 @@ rule embedded_dataset:
         directory(EMBEDDED_ROOT),
     log:
         "logs/data/embedded.log",
+    conda:
+        "../../envs/detectron2.yaml"
     shell:
         "python -m dcl_data.embedded --downloads {DOWNLOADS:q} --out {output:q} > {log:q} 2>&1"
 
@@ -29,6 +31,8 @@ if "cityscapes" in config["datasets"]:
         writes it (cityscapesscripts' label definitions; dcl_data/cityscapes_convert.py), then
         validated against the configured image folders. Scored COCO-style by evaluate and
         seg_errors; detectron2 trains from the same JSON."""
+        input:
+            preflight_sources("cityscapes"),  # workflow/rules/preflight.smk; none otherwise
         output:
             train=split("cityscapes", "train")["json"],
             val=split("cityscapes", "val")["json"],

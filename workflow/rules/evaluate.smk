@@ -19,6 +19,8 @@ rule predict_detectron2:
         gpu=min(PRESET["gpus"], 1),
     params:
         command=predict_command,  # common.smk: the framework's script and flags
+    conda:
+        "../../envs/detectron2.yaml"
     shell:
         "OMP_NUM_THREADS={threads} {params.command} > {log:q} 2>&1"
 
@@ -26,6 +28,8 @@ rule predict_detectron2:
 use rule predict_detectron2 as predict_mmdet with:
     wildcard_constraints:
         model=models_of("mmdet"),
+    conda:
+        "../../envs/mmdet.yaml"
 
 
 rule predictions_subset:
@@ -40,6 +44,8 @@ rule predictions_subset:
         split="occ",
     log:
         f"logs/{SCALE}/subset/{{dataset}}/{{model}}/{{variant}}_{{split}}.log",
+    conda:
+        "../../envs/detectron2.yaml"
     shell:
         "python -m analysis.subset {input.predictions:q} {input.subset:q} -o {output:q} > {log:q} 2>&1"
 
@@ -58,6 +64,8 @@ rule evaluate:
         f"logs/{SCALE}/evaluate/{{dataset}}/{{model}}/{{variant}}_{{split}}.log",
     params:
         gt=split_gt,
+    conda:
+        "../../envs/detectron2.yaml"
     script:
         "../scripts/evaluate.py"
 
@@ -77,6 +85,8 @@ rule evaluate_cityscapes:
     params:
         gt=lambda wildcards: split(wildcards.dataset, "val")["json"],
         gtfine=config.get("sources", {}).get("cityscapes", "datasets/cityscapes") + "/gtFine/val",
+    conda:
+        "../../envs/detectron2.yaml"
     shell:
         "python -m analysis.cityscapes_eval {params.gt:q} {params.gtfine:q} {input.predictions:q}"
         " -o {output:q} --jobs {threads} > {log:q} 2>&1"
@@ -93,6 +103,8 @@ rule seg_errors:
     threads: 1
     params:
         gt=split_gt,
+    conda:
+        "../../envs/detectron2.yaml"
     shell:
         "dcl-seg-errors {params.gt:q} {input.predictions:q} -o {output:q} --jobs {threads} > {log:q} 2>&1"
 
@@ -115,6 +127,8 @@ rule features:
         datasets=detectron2_datasets,
         opts=detectron2_opts,
         max_pixels=PRESET.get("tsne", {}).get("max_pixels", 4000),
+    conda:
+        "../../envs/detectron2.yaml"
     shell:
         "OMP_NUM_THREADS={threads} python {REPO:q}/baselines/detectron2/dump_features.py"
         " {params.loss} --config-file {input.config:q} {params.datasets} --out {output:q}"

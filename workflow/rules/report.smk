@@ -55,6 +55,8 @@ rule paper_tables:
     params:
         results=RESULTS,
         scale=SCALE,
+    conda:
+        "../../envs/detectron2.yaml"
     script:
         "../scripts/paper_tables.py"
 
@@ -70,6 +72,8 @@ rule figure2:
         f"logs/{SCALE}/report/figure2.log",
     params:
         labels=[f"{run}:{split}".replace("/", ":") for run, split in unique_runs("figure2")],
+    conda:
+        "../../envs/detectron2.yaml"
     shell:
         "python -m analysis.seg_errors.report {input:q} --labels {params.labels:q}"
         " --figure {output.figure:q} --table {output.table:q} > {log:q} 2>&1"
@@ -86,6 +90,8 @@ rule figure4:
         f"logs/{SCALE}/report/figure4.log",
     params:
         labels=[run.split("/")[-1] for run, _ in unique_runs("figure4")],
+    conda:
+        "../../envs/detectron2.yaml"
     shell:
         "python -m analysis.tsne {input:q} --labels {params.labels:q}"
         " --figure {output.figure:q} --json {output.json:q} > {log:q} 2>&1"
@@ -114,6 +120,8 @@ rule report:
         runs=RUNS,
         results=RESULTS,
         repo=REPO,
+    conda:
+        "../../envs/detectron2.yaml"
     script:
         "../scripts/report.py"
 
@@ -139,5 +147,7 @@ rule compare_model:
     params:
         runs=model_runs,
         scale=SCALE,
+    conda:
+        "../../envs/detectron2.yaml"
     script:
         "../scripts/compare_model.py"

@@ -7,6 +7,7 @@ rule train_detectron2:
     input:
         data=dataset_inputs,
         config=model_config_file,
+        pretrained=model_weights,
     output:
         weights=f"{RESULTS}/{{dataset}}/{{model}}/{{variant}}/model_final.pth",
         cost=f"{RESULTS}/{{dataset}}/{{model}}/{{variant}}/train_cost.json",
@@ -20,6 +21,8 @@ rule train_detectron2:
     params:
         # train_command (common.smk): the framework's script, its --resume, its GPU launch.
         command=train_command,
+    conda:
+        "../../envs/detectron2.yaml"
     shell:
         # tee: the console shows the trainer's progress lines (iteration, losses, ETA).
         "OMP_NUM_THREADS={threads} {params.command} 2>&1 | tee {log:q}"
@@ -28,3 +31,5 @@ rule train_detectron2:
 use rule train_detectron2 as train_mmdet with:
     wildcard_constraints:
         model=models_of("mmdet"),
+    conda:
+        "../../envs/mmdet.yaml"

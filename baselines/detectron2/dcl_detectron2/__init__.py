@@ -12,6 +12,7 @@ set-up the scripts share.
 
 from detectron2.config import CfgNode
 
+from .checkpoint import add_weights_check_config
 from .config import add_dcl_config
 from .mask_head import ContrastConvUpsampleHead
 from .roi_heads import ContrastRoIHeads
@@ -24,9 +25,11 @@ __all__ = ["add_dcl_config", "add_project_config", "add_sparseinst_config", "add
 
 def add_project_config(cfg: CfgNode) -> CfgNode:
     """All of the plug-in's keys: ``MODEL.ROI_MASK_HEAD.CONTRAST_LOSS`` (DCL on Mask R-CNN),
-    ``MODEL.SWIN`` and ``SOLVER.OPTIMIZER`` (Swin-T), ``MODEL.SPARSE_INST`` (SparseInst + DCL).
+    ``MODEL.SWIN`` and ``SOLVER.OPTIMIZER`` (Swin-T), ``MODEL.SPARSE_INST`` (SparseInst + DCL),
+    ``MODEL.WEIGHTS_CHECK`` (strict loading, dcl_detectron2.checkpoint).
     Harmless for configs that use none of them. Returns ``cfg``."""
     add_dcl_config(cfg)
     add_swin_config(cfg)
     add_sparseinst_config(cfg)
+    add_weights_check_config(cfg)
     return cfg

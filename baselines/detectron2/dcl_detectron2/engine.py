@@ -1,7 +1,8 @@
 """The project's detectron2 trainer and set-up, shared by ``train_net.py`` and the feature dump.
 
 As detectron2's projects (``projects/PointRend/train_net.py``), the command-line scripts stay
-thin: they parse flags and call :func:`setup` and :class:`Trainer` from here.
+thin: they parse flags and call :func:`setup`, :class:`Trainer` and :func:`build_checkpointer`
+from here. Every model load through these is strict (:mod:`dcl_detectron2.checkpoint`).
 """
 
 from __future__ import annotations
@@ -27,8 +28,10 @@ from .coco_results import CocoResultsWriter
 from .config import apply_loss_settings
 from .cost import TrainingCostHook
 from .data import parse_data_arg, register_coco_dataset, unregistered_datasets
+from .sparseinst.official_config import merge_config_file, translate_official_opts
 
-__all__ = ["Trainer", "add_run_arguments", "check_not_an_input", "predictions_file", "setup"]
+__all__ = ["Trainer", "add_run_arguments", "build_checkpointer", "check_not_an_input",
+           "predictions_file", "setup"]
 
 
 def predictions_file(folder, dataset_name: str) -> Path:
@@ -37,7 +40,9 @@ def predictions_file(folder, dataset_name: str) -> Path:
 
 
 class Trainer(DefaultTrainer):
-    """detectron2's trainer; evaluation only writes predictions (scored outside)."""
+    """detectron2's trainer; evaluation only writes predictions (scored outside). Its
+    checkpointer (:class:`~dcl_detectron2.checkpoint.ResumableCheckpointer`) writes durably,
+    resumes past a bad file and checks every load (``MODEL.WEIGHTS``, a resumed run) strictly."""
 
     def build_writers(self):
         # `metrics.json` of a run folder is its evaluation (the workflow's convention); the
@@ -49,8 +54,9 @@ class Trainer(DefaultTrainer):
         ]
 
     def build_hooks(self):
-        # Before the checkpoint hook takes it: atomic saves, and a resume past a bad file.
-        self.checkpointer = ResumableCheckpointer.like(self.checkpointer)
+        # Before the checkpoint hook takes it: atomic saves, a resume past a bad file, and
+        # strict loading (DefaultTrainer.__init__ sets self.cfg before calling build_hooks).
+        self.checkpointer = ResumableCheckpointer.like(self.checkpointer, cfg=self.cfg)
         hooks = super().build_hooks()
         # Before the writers (the last hooks), so the cost file exists once training ends.
         hooks.insert(-1, TrainingCostHook(self.cfg.OUTPUT_DIR, self.cfg.MODEL.DEVICE,
@@ -81,6 +87,14 @@ class Trainer(DefaultTrainer):
                                                                 dataset_name))
 
 
+def build_checkpointer(model, cfg, save_dir: str = "") -> ResumableCheckpointer:
+    """The trainer's checkpointer for ``model`` outside training (``--eval-only``, feature
+    dumps): a ``.pkl`` that would run code is refused in one line, and every load is checked
+    against ``MODEL.WEIGHTS_CHECK`` (:func:`dcl_detectron2.checkpoint.enforce_strict_loading`):
+    a mismatch exits with one ``error:`` line."""
+    return ResumableCheckpointer(model, save_dir=save_dir, cfg=cfg)
+
+
 def add_run_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """The project's flags beside detectron2's: ``--dataset NAME=JSON:IMAGE_ROOT`` (repeatable)
     and ``--loss NAME [KEY=VALUE ...]`` (dcl_core's neutral loss option). Returns ``parser``."""
@@ -105,10 +119,11 @@ def setup(args):
     # (yacs reports an unknown key as KeyError from a file, AssertionError from the command
     # line, and a wrong type as ValueError.)
     errors = (KeyError, AssertionError, ValueError, FileNotFoundError)
+    # The official SparseInst files and overrides work too, translated (official_config).
     try:
-        # allow_unsafe=False: a python/object tag is refused, not run (detectron2 falls back
-        # to yaml.unsafe_load by default).
-        cfg.merge_from_file(args.config_file, allow_unsafe=False)
+        # allow_unsafe=False inside: a python/object tag is refused, not run (detectron2 falls
+        # back to yaml.unsafe_load by default).
+        notes = merge_config_file(cfg, args.config_file)
     except (*errors, yaml.YAMLError) as e:
         raise SystemExit(f"error: {args.config_file}: {' '.join(str(e).split())}") from None
     if getattr(args, "loss", None):
@@ -117,9 +132,12 @@ def setup(args):
         except (TypeError, ValueError) as e:
             raise SystemExit(f"error: --loss: {e}") from None
     try:
-        cfg.merge_from_list(args.opts)
+        opts, more = translate_official_opts(args.opts, cfg.MODEL.SPARSE_INST.MATCHER.ALPHA)
+        cfg.merge_from_list(opts)
     except errors as e:
         raise SystemExit(f"error: command-line override: {e}") from None
+    for note in notes + more:
+        print(f"official SparseInst key: {note}")
     num_classes = None
     for spec in args.dataset:
         try:

@@ -59,8 +59,7 @@ from detectron2.modeling.roi_heads.mask_head import MaskRCNNConvUpsampleHead
 
 from analysis.io import atomic_path
 
-from .checkpoint import ResumableCheckpointer
-from .engine import add_run_arguments, check_not_an_input, setup
+from .engine import add_run_arguments, build_checkpointer, check_not_an_input, setup
 from .mask_head import mask_features
 
 __all__ = [
@@ -273,7 +272,8 @@ def dump_features(cfg, *, pixels_per_roi: int = DEFAULT_PIXELS_PER_ROI,
             f"--pixels-per-roi and --max-pixels must be >= 1, got {pixels_per_roi}, {max_pixels}")
     if model is None:
         model = build_model(cfg)
-        ResumableCheckpointer(model).load(cfg.MODEL.WEIGHTS)  # refuses weights that run code
+        # Refuses weights that would run code, and weights that do not fit (strict loading).
+        build_checkpointer(model, cfg).load(cfg.MODEL.WEIGHTS)
     _check_model(model)
     extract = mask_feature_extractor(model.roi_heads.mask_head)
     model.eval()

@@ -22,13 +22,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import Dict
 
 import torch
 import torchvision.models as tvm
 
-from analysis.io import atomic_path
+from analysis.checkpoint_io import ConversionError, load_state_dict, save_checkpoint
 
 #: Prefix of the Swin body inside a detectron2 Mask R-CNN built with build_swin_t_fpn_backbone.
 D2_PREFIX = "backbone.bottom_up."
@@ -36,10 +35,6 @@ D2_PREFIX = "backbone.bottom_up."
 ARCHS = ("swin_t", "swin_s", "swin_b")
 #: Classification-only parameters of torchvision's model, not used for detection.
 _DROPPED = ("norm.", "head.")
-
-
-class ConversionError(ValueError):
-    """The input is not a torchvision Swin state dict of the requested architecture."""
 
 
 def convert(state: Dict[str, torch.Tensor], arch: str = "swin_t") -> Dict[str, torch.Tensor]:
@@ -73,32 +68,6 @@ def convert(state: Dict[str, torch.Tensor], arch: str = "swin_t") -> Dict[str, t
             if not k.startswith(_DROPPED)}
 
 
-def load_state_dict(path: str | Path) -> Dict[str, torch.Tensor]:
-    """A state dict from ``path`` (a plain state dict, or one under ``"model"``/``"state_dict"``).
-
-    Raises:
-        ConversionError: the file is missing, unreadable as a tensor-only checkpoint, or holds
-            no dict of tensors.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise ConversionError(f"{path}: file not found")
-    try:
-        # weights_only: a weights file needs no pickled code, so refuse any.
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises several types for a bad file; report one line
-        raise ConversionError(f"{path}: not a readable PyTorch checkpoint "
-                              f"({type(err).__name__}: {str(err).splitlines()[0][:200]})") from None
-    if isinstance(data, dict):
-        for key in ("model", "state_dict"):
-            if isinstance(data.get(key), dict):
-                data = data[key]
-                break
-    if not isinstance(data, dict) or not all(isinstance(v, torch.Tensor) for v in data.values()):
-        raise ConversionError(f"{path}: expected a state dict of tensors")
-    return data
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("source", help="torchvision Swin state dict (.pth)")
@@ -110,9 +79,8 @@ def main(argv=None) -> int:
     except ConversionError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    with atomic_path(args.output) as tmp:
-        torch.save({"model": model, "__author__": f"torchvision {args.arch}, converted by "
-                                                  "convert_torchvision_swin.py"}, tmp)
+    save_checkpoint({"model": model, "__author__": f"torchvision {args.arch}, converted by "
+                                                   "convert_torchvision_swin.py"}, args.output)
     print(f"wrote {len(model)} tensors to {args.output}")
     return 0
 

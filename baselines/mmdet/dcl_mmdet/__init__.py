@@ -11,7 +11,7 @@ allow_failed_imports=False)``) registers in mmdet's registries:
 - ``CocoResultsWriter`` (METRICS): COCO-format results for the project's evaluation step.
 """
 
-from .checkpoints import DurableCheckpointHook
+from .checkpoint import DurableCheckpointHook
 from .coco_results import CocoResultsWriter, instances_to_coco
 from .contrast import apply_loss_settings, build_contrast_loss
 from .cost import COST_FILE, TrainingCostHook

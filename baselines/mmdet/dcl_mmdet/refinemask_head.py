@@ -21,10 +21,15 @@ the matched ground-truth masks cropped and resized to the positive proposals at 
 (mmdet's ``mask_target``). Returned as ``loss_contrast``; ``loss_contrast=None`` or
 ``loss_weight=0`` builds nothing and trains exactly the baseline.
 
-Simplifications and differences from the authors' code: images of any batch size (their
-code takes one image per GPU); the boundary region follows the paper's distance definition
-(see :mod:`dcl_mmdet.bar`); no test-time chunking of RoIs; norm layers are optional
-(``norm_cfg``, used at the embedded scale where everything trains from scratch).
+Faithful to the authors' code (zhanggang001/RefineMask): with the same weights the stage
+logits, the losses and the BAR-merged masks equal theirs (golden test in
+``tests/test_mmdet_refinemask.py``); their checkpoints load after
+``tools/convert_official_refinemask.py`` (different parameter names). By default the boundary
+region is the code's rule (``boundary_rule="fraction"``); the paper's distance definition is
+``boundary_rule="distance"`` (see :mod:`dcl_mmdet.bar`). Differences: no test-time chunking of
+RoIs; norm layers are optional (``norm_cfg``, used at the embedded scale where everything
+trains from scratch). Any number of images per GPU works, as in theirs (the official Cityscapes
+config trains 2 per GPU, the DCL authors' 1: see the Cityscapes configs).
 """
 
 from __future__ import annotations
@@ -48,7 +53,7 @@ from mmdet.structures.mask import mask_target
 from dcl_core.monitor import ValidRoIWatch
 from dcl_core.sampling import check_counts_fit
 
-from .bar import bar_stage_losses, refine_stages
+from .bar import BOUNDARY_RULES, bar_stage_losses, refine_stages
 from .contrast import build_contrast_loss
 from .semantic_head import SemanticHead, semantic_targets
 from .sfm import SemanticFusionStage
@@ -82,13 +87,16 @@ class RefineMaskHead(BaseModule):
         boundary_width: BAR width of the training loss, in the previous stage's pixels (2).
         start_stage: last stage supervised on all pixels and first stage of the BAR merge (1).
         test_boundary_width: BAR width at inference (1).
+        boundary_rule: ``"fraction"`` (authors' code: > 10% of the window has the other
+            label) or ``"distance"`` (paper: within the width of the contour); see
+            :mod:`dcl_mmdet.bar`.
         loss_contrast: None, or the dense contrastive loss's settings (see
             :func:`dcl_mmdet.contrast.build_contrast_loss`).
 
     Raises:
-        ValueError: inconsistent stage sizes, weights or start stage, or a bad
-            ``loss_contrast`` (``InfeasibleSamplingError`` for counts no RoI at
-            ``stage_sizes[1]`` could satisfy).
+        ValueError: inconsistent stage sizes, weights or start stage, an unknown
+            ``boundary_rule``, or a bad ``loss_contrast`` (``InfeasibleSamplingError`` for
+            counts no RoI at ``stage_sizes[1]`` could satisfy).
     """
 
     def __init__(self, num_classes: int = 80, in_channels: int = 256,
@@ -101,6 +109,7 @@ class RefineMaskHead(BaseModule):
                  stage_loss_weights: Sequence[float] = (0.25, 0.5, 0.75, 1.0),
                  semantic_loss_weight: float = 1.0, boundary_width: int = 2,
                  start_stage: int = 1, test_boundary_width: int = 1,
+                 boundary_rule: str = "fraction",
                  loss_contrast: Optional[dict] = None, init_cfg=None) -> None:
         super().__init__(init_cfg=init_cfg)
         sizes = [int(s) for s in stage_sizes]
@@ -110,6 +119,8 @@ class RefineMaskHead(BaseModule):
             raise ValueError(f"stage_loss_weights has {len(stage_loss_weights)} entries for {len(sizes)} stages")
         if not 0 <= start_stage < len(sizes):
             raise ValueError(f"start_stage must index a stage (0..{len(sizes) - 1}), got {start_stage}")
+        if boundary_rule not in BOUNDARY_RULES:
+            raise ValueError(f"boundary_rule must be one of {BOUNDARY_RULES}, got {boundary_rule!r}")
         if instance_channels // 2 ** (len(sizes) - 1) <= 2:
             raise ValueError(f"instance_channels={instance_channels} is too narrow for {len(sizes)} stages")
         self.num_classes = int(num_classes)
@@ -120,6 +131,7 @@ class RefineMaskHead(BaseModule):
         self.boundary_width = int(boundary_width)
         self.start_stage = int(start_stage)
         self.test_boundary_width = int(test_boundary_width)
+        self.boundary_rule = boundary_rule
         self.class_agnostic_final = bool(class_agnostic_final)
 
         self.instance_convs = nn.ModuleList(
@@ -218,7 +230,8 @@ class RefineMaskHead(BaseModule):
             # No positive RoI: a zero that keeps every stage in the graph.
             loss_mask = sum(logits.sum() for logits in stage_logits) * 0.0
         else:
-            per_stage = bar_stage_losses(stage_logits, targets, self.boundary_width, self.start_stage)
+            per_stage = bar_stage_losses(stage_logits, targets, self.boundary_width,
+                                         self.start_stage, self.boundary_rule)
             loss_mask = sum(w * loss for w, loss in zip(self.stage_loss_weights, per_stage))
         semantic_logits = mask_results["semantic_logits"]
         semantic_gt = semantic_targets([gt.masks for gt in batch_gt_instances],
@@ -241,7 +254,8 @@ class RefineMaskHead(BaseModule):
     # ------------------------------------------------------------------ inference
     def refine(self, stage_logits: Sequence[Tensor]) -> Tensor:
         """BAR at inference: float ``[R, 1, s_last, s_last]`` logits of the final masks."""
-        return refine_stages(stage_logits, self.start_stage, self.test_boundary_width)
+        return refine_stages(stage_logits, self.start_stage, self.test_boundary_width,
+                             self.boundary_rule)
 
     def predict_by_feat(self, mask_logits: Tuple[Tensor, ...], results_list: List[InstanceData],
                         batch_img_metas: List[dict], rcnn_test_cfg, rescale: bool = False

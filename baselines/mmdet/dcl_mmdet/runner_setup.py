@@ -108,7 +108,7 @@ def check_pretrained(model_cfg: dict) -> None:
     Raises:
         CliError: naming the file; URLs and ``scheme://`` names are left to mmengine.
     """
-    from .checkpoints import checkpoint_error
+    from .checkpoint import checkpoint_error
 
     for path in _pretrained_paths(model_cfg):
         if "://" not in path and not Path(path).is_file():

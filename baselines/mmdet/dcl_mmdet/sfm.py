@@ -6,9 +6,12 @@ coarse instance mask and the RoI's crop of the semantic mask, runs parallel dila
 over the fused map, then upsamples it x2 and appends the two masks again (paper: "the instance
 mask and the semantic mask are concatenated again after upsampling").
 
-Layer layout and channels follow the authors' implementation: input ``C`` channels, output
-``C_out`` = ``C / 2`` channels at ``2s`` of which the last two are the (upsampled) instance and
-semantic masks; dilations 1, 3, 5; masks as sigmoid probabilities (``mask_use_sigmoid``).
+Layer layout and channels follow the authors' implementation (``SFMStage`` of RefineMask's
+``refine_mask_head.py``): input ``C`` channels, output ``C_out`` = ``C / 2`` channels at ``2s``
+of which the last two are the instance and semantic masks, upsampled with
+``align_corners=True`` (the fused features without); dilations 1, 3, 5; masks as sigmoid
+probabilities (``mask_use_sigmoid``). With the same weights, the stage outputs equal the
+authors' bit for bit (``tests/test_mmdet_refinemask.py``, golden test).
 """
 
 from __future__ import annotations
@@ -128,6 +131,7 @@ class SemanticFusionStage(BaseModule):
         fused = F.relu(self.expand(fused))
         size = (2 * s, 2 * s)
         fused = F.interpolate(fused, size=size, mode="bilinear", align_corners=False)
+        # align_corners=True for the two masks (but not the features), as the authors' SFMStage.
         masks = F.interpolate(torch.cat([instance_mask, semantic_mask], dim=1), size=size,
-                              mode="bilinear", align_corners=False)
+                              mode="bilinear", align_corners=True)
         return logits, torch.cat([fused, masks], dim=1)

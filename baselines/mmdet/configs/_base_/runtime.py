@@ -7,7 +7,7 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=50),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    # CheckpointHook writing atomically and durably (dcl_mmdet.checkpoints).
+    # CheckpointHook writing atomically and durably (dcl_mmdet.checkpoint).
     checkpoint=dict(type='DurableCheckpointHook', interval=1, save_last=True, max_keep_ckpts=3),
     sampler_seed=dict(type='DistSamplerSeedHook'))
 custom_hooks = [dict(type='TrainingCostHook', warmup=5),

@@ -4,6 +4,12 @@
 # 8 GPUs x 1 image, momentum 0.9, weight decay 1e-4, linear warm-up 500 iterations, lr x0.1
 # after epoch 7 (= pass 56), gradient clipping at 35; multi-scale training (2048, 800-1024),
 # test at (2048, 1024). ImageNet R-50 (path in the base config); seed 0 (DCL authors).
+# Images per GPU: 1, as the DCL authors' RefineMask config (8 GPUs x 1). The official RefineMask
+# Cityscapes config (zhanggang001/RefineMask configs/refinemask/cityscapes/r50-refinemask.py,
+# samples_per_gpu=2) trains 8 x 2 at the same lr 0.01; its README's 37.6 AP, the paper's
+# baseline number, presumably comes from that run: `--cfg-options train_dataloader.batch_size=2`.
+# Mask head: the authors' BAR boundary rule (RefineMaskHead's default boundary_rule='fraction';
+# 'distance' = the paper's wording). Official checkpoints: tools/convert_official_refinemask.py.
 # Run: torchrun --nproc_per_node 8 baselines/mmdet/train.py THIS_FILE --launcher pytorch ...
 _base_ = ['../_base_/refinemask_r50_fpn.py', '../_base_/runtime.py']
 

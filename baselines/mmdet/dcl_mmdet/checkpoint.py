@@ -1,4 +1,5 @@
-"""mmengine checkpoints read without running code, written durably, and resumed past a bad one.
+"""mmengine checkpoints and pretrained weights: read without running code, checked to fit the
+model before training, written durably, and resumed past a bad one.
 
 - :func:`allow_mmengine_checkpoints`: torch's weights-only loader (the default since torch 2.6)
   refuses mmengine 0.10 checkpoints, which pickle the message hub's ``HistoryBuffer``, numpy
@@ -6,6 +7,17 @@
   turning weights-only loading off (then any ``.pth`` given as ``load_from``, pretrained
   weights or a checkpoint to predict with could run code), these few globals are allowlisted,
   ``getattr`` only for ``HistoryBuffer``'s public methods.
+- :func:`check_weights_fit`: mmengine loads both ``init_cfg=dict(type='Pretrained',
+  checkpoint=...)`` and ``load_from`` with ``strict=False`` and only logs what did not fit.
+  Each local file is read first (weights-only, with the allowlist above) and compared with the
+  module it initialises (:func:`dcl_data.weights.check_fit`):
+
+  - a ``Pretrained`` init of a sub-module (the ImageNet backbone) must fill that module
+    completely; the classifier of the ImageNet file (``fc.*``, ``head.*``) is dropped on purpose;
+  - ``load_from`` (a whole detector) must fill the whole model, except the key prefixes listed
+    in the config's ``load_from_dropped`` (e.g. class-specific predictors from another dataset).
+
+  ``num_batches_tracked`` is ignored on both sides, as mmengine's loader does.
 - :class:`DurableCheckpointHook` (HOOKS): mmengine's ``CheckpointHook`` whose checkpoint files
   go through :func:`analysis.io.atomic_path` (temp file, fsync, ``os.replace``) and whose
   ``last_checkpoint`` tag is rewritten the same way right after mmengine writes it in place.
@@ -15,23 +27,32 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import pickle
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 from mmengine.fileio import LocalBackend, register_backend
 from mmengine.hooks import CheckpointHook
 from mmengine.registry import HOOKS
 
 from analysis.io import atomic_path, write_text_atomic
-from analysis.weights import UNREADABLE, numpy_globals, refusal_reason
+from dcl_data.weights import (UNREADABLE, CheckpointMismatch, WeightsFileError, check_fit,
+                              compare_state_dicts, numpy_globals, read_state_dict,
+                              refusal_reason)
 
-__all__ = ["DURABLE_BACKEND", "DurableCheckpointHook", "allow_mmengine_checkpoints",
-           "checkpoint_error", "resume_checkpoint"]
+from .runner_setup import CliError
+
+__all__ = ["CLASSIFIER_HEADS", "DURABLE_BACKEND", "DurableCheckpointHook",
+           "allow_mmengine_checkpoints", "check_weights_fit", "checkpoint_error",
+           "checkpoint_shapes", "resume_checkpoint"]
 
 DURABLE_BACKEND = "dcl_durable_local"
 TAG = "last_checkpoint"  # mmengine's name for the file naming the newest checkpoint
+#: An ImageNet classifier's head: never part of a detection backbone, dropped on purpose.
+CLASSIFIER_HEADS = ("fc.", "head.")
+_IGNORE = ("num_batches_tracked",)
 
 
 def _history_buffer_method(obj, name: str):
@@ -151,3 +172,78 @@ class DurableCheckpointHook(CheckpointHook):
         tag = Path(runner.work_dir) / TAG
         if tag.is_file():  # the main process wrote it
             write_text_atomic(tag, self.last_ckpt)
+
+def checkpoint_shapes(path: str, prefix: Optional[str] = None) -> dict:
+    """``{key: shape}`` of a weights file as mmengine would load it.
+
+    Unwraps ``state_dict``/``model``, strips ``module.`` (mmengine's default revise_keys) and,
+    with ``prefix`` (PretrainedInit's option), keeps only the keys under it, prefix removed.
+
+    Raises:
+        CliError: missing or unreadable file, a file weights-only loading refuses (beyond
+            :func:`allow_mmengine_checkpoints`), or no dict of tensors.
+    """
+    allow_mmengine_checkpoints()  # an mmengine checkpoint as load_from reads, nothing more
+    try:
+        data = read_state_dict(path)
+    except WeightsFileError as err:
+        raise CliError(str(err)) from None
+    shapes = {k.removeprefix("module."): tuple(v.shape) for k, v in data.items()}
+    if prefix:
+        p = prefix if prefix.endswith(".") else prefix + "."
+        shapes = {k[len(p):]: s for k, s in shapes.items() if k.startswith(p)}
+    return shapes
+
+
+def _module_shapes(module_cfg: dict) -> dict:
+    from mmdet.registry import MODELS
+    from mmdet.utils import register_all_modules
+
+    register_all_modules()
+    cfg = copy.deepcopy(dict(module_cfg))
+    cfg.pop("init_cfg", None)
+    module = MODELS.build(cfg)
+    return {k: tuple(v.shape) for k, v in module.state_dict().items()}
+
+
+def _check(module_cfg: dict, path: str, prefix: Optional[str], dropped: Sequence[str],
+           source: str) -> List[str]:
+    missing, unexpected, mismatch = compare_state_dicts(
+        _module_shapes(module_cfg), checkpoint_shapes(path, prefix), ignore=_IGNORE)
+    try:
+        report = check_fit(missing, unexpected, mismatch, dropped=dropped, source=source)
+    except CheckpointMismatch as err:
+        raise CliError(str(err)) from None
+    return report.log_lines(source, "")
+
+
+def check_weights_fit(model_cfg: dict, load_from: Optional[str] = None,
+                      load_from_dropped: Sequence[str] = ()) -> List[str]:
+    """Check the local files of the model's ``Pretrained`` inits and of ``load_from``.
+
+    Args:
+        model_cfg: ``cfg.model``; each direct sub-module config (``backbone``, ``neck``, ...)
+            with ``init_cfg.type == 'Pretrained'`` and a local ``checkpoint`` is checked.
+        load_from: ``cfg.load_from``, a whole-model checkpoint, or None.
+        load_from_dropped: key prefixes of the whole model ``load_from`` may leave out.
+
+    Returns:
+        Log lines naming what was dropped on purpose.
+
+    Raises:
+        CliError: one line naming the first missing and unexpected key (``check_fit``).
+    """
+    lines: List[str] = []
+    for name, sub in model_cfg.items():
+        init = sub.get("init_cfg") if isinstance(sub, dict) else None
+        if not (isinstance(init, dict) and init.get("type") == "Pretrained"):
+            continue
+        ckpt = init.get("checkpoint")
+        if not isinstance(ckpt, str) or "://" in ckpt:
+            continue  # mmengine's own names (torchvision://...) are left to mmengine
+        lines += _check(sub, ckpt, init.get("prefix"), CLASSIFIER_HEADS,
+                        f"{ckpt} (model.{name}.init_cfg)")
+    if load_from and "://" not in load_from:
+        lines += _check(model_cfg, load_from, None, tuple(load_from_dropped),
+                        f"{load_from} (load_from)")
+    return lines

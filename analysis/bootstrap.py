@@ -93,6 +93,7 @@ class MatchArrays:
         det_rank: ``(E,)`` int64 position in its (image, category)'s score order.
         det_score: ``(E,)`` float64.
         dtm, dtig: ``(A, T, E)`` bool, matched (``dtMatches != 0``) and ignored (``dtIgnore``).
+        category_names: K names (empty if unknown), for per-class AP.
     """
 
     iou_type: str
@@ -110,6 +111,7 @@ class MatchArrays:
     det_score: np.ndarray
     dtm: np.ndarray
     dtig: np.ndarray
+    category_names: tuple = ()
 
     def __post_init__(self):
         if tuple(self.area_labels) != _AREA_LABELS or len(self.max_dets) != 3:
@@ -169,12 +171,14 @@ class MatchArrays:
                 return np.zeros((n_area, n_thr, 0), bool)
             return np.stack([np.concatenate(pa, axis=1) for pa in parts])
 
+        cats = getattr(getattr(ev, "cocoGt", None), "cats", None) or {}
+        names = tuple(str(cats[c].get("name", c)) for c in p.catIds) if cats else ()
         return cls(p.iouType, np.asarray(p.imgIds, np.int64), np.asarray(p.catIds, np.int64),
                    np.asarray(p.iouThrs, np.float64), np.asarray(p.recThrs, np.float64),
                    np.asarray(p.areaRng, np.float64), tuple(p.areaRngLbl),
                    np.asarray(sorted(p.maxDets), np.int64), npig,
                    cat(det_image, np.int64), cat(det_cat, np.int64), cat(det_rank, np.int64),
-                   cat(scores, np.float64), stack(dtm), stack(dtig))
+                   cat(scores, np.float64), stack(dtm), stack(dtig), names)
 
     @classmethod
     def from_layout(cls, layout, gt, dtm: np.ndarray, dtig: np.ndarray) -> "MatchArrays":
@@ -203,7 +207,9 @@ class MatchArrays:
                    npig, layout.pair_image[det_pair].astype(np.int64),
                    layout.pair_category[det_pair].astype(np.int64),
                    np.asarray(layout.det_rank, np.int64), np.asarray(layout.scores, np.float64),
-                   np.asarray(dtm, bool), np.asarray(dtig, bool))
+                   np.asarray(dtm, bool), np.asarray(dtig, bool),
+                   tuple(str({c["id"]: c["name"] for c in gt.categories}[int(c)])
+                         for c in gt.category_ids))
 
     def accumulate_order(self) -> np.ndarray:
         """``(E,)`` detection indices in accumulate's order: category, then descending score,
@@ -453,7 +459,8 @@ def percentile_interval(samples: np.ndarray, level: float = 0.95) -> np.ndarray:
     return out
 
 
-_ARRAY_FIELDS = [f.name for f in fields(MatchArrays) if f.name not in ("iou_type", "area_labels")]
+_TEXT_FIELDS = ("iou_type", "area_labels", "category_names")
+_ARRAY_FIELDS = [f.name for f in fields(MatchArrays) if f.name not in _TEXT_FIELDS]
 
 
 def save_matches(path, matches: Mapping[str, MatchArrays]) -> None:
@@ -466,7 +473,8 @@ def save_matches(path, matches: Mapping[str, MatchArrays]) -> None:
         if "/" in name:
             raise ValueError(f"bad name {name!r}")
         arrays[f"{name}/iou_type"] = np.array(m.iou_type)
-        arrays[f"{name}/area_labels"] = np.array(m.area_labels)
+        arrays[f"{name}/area_labels"] = np.array(m.area_labels, dtype=str)
+        arrays[f"{name}/category_names"] = np.array(m.category_names, dtype=str)
         for f in _ARRAY_FIELDS:
             arrays[f"{name}/{f}"] = getattr(m, f)
     with atomic_path(path) as tmp:
@@ -480,6 +488,7 @@ def load_matches(path) -> dict[str, MatchArrays]:
         names = sorted({k.split("/", 1)[0] for k in z.files})
         return {n: MatchArrays(iou_type=str(z[f"{n}/iou_type"]),
                                area_labels=tuple(str(x) for x in z[f"{n}/area_labels"]),
+                               category_names=tuple(str(x) for x in z[f"{n}/category_names"]),
                                **{f: z[f"{n}/{f}"] for f in _ARRAY_FIELDS})
                 for n in names}
 

@@ -544,7 +544,8 @@ def evaluate_segm(gt_json_path_or_dict: Any, dt_json_path_or_list: Any, *,
 
 
 def evaluate_bbox(gt_json_path_or_dict: Any, dt_json_path_or_list: Any, *,
-                  verbose: bool = False, on_unknown: str = "error") -> dict[str, float]:
+                  verbose: bool = False, on_unknown: str = "error",
+                  evals: dict | None = None) -> dict[str, float]:
     """COCO box evaluation (stock pycocotools ``COCOeval`` "bbox") of the results' ``bbox``
     fields, 12 stats x100 like :func:`evaluate_segm` (paper Tables 1-4 report box AP).
     Ground-truth boxes are the tight boxes of the ground-truth masks.
@@ -552,6 +553,7 @@ def evaluate_bbox(gt_json_path_or_dict: Any, dt_json_path_or_list: Any, *,
     Args:
         gt_json_path_or_dict: COCO ground truth (path, parsed dict, or :class:`GroundTruth`).
         dt_json_path_or_list: COCO results, a path or the parsed list (each with ``bbox``).
+        evals: if given, receives the evaluated ``COCOeval`` as ``evals["bbox"]``.
 
     Raises:
         CocoFormatError: bad input (as :func:`evaluate_segm`), or a result without a
@@ -582,6 +584,8 @@ def evaluate_bbox(gt_json_path_or_dict: Any, dt_json_path_or_list: Any, *,
     with quiet(verbose):
         ev.evaluate()
         ev.accumulate()
+    if evals is not None:
+        evals["bbox"] = ev
     return _summary(ev, verbose)
 
 
@@ -615,14 +619,18 @@ def per_class_ap(gt_json_path_or_dict: Any, dt_json_path_or_list: Any, *,
 
 
 def evaluate_segm_and_per_class(gt_json_path_or_dict: Any, dt_json_path_or_list: Any, *,
-                                verbose: bool = False, on_unknown: str = "error"
+                                verbose: bool = False, on_unknown: str = "error",
+                                evals: dict | None = None
                                 ) -> tuple[dict[str, float], dict[str, float]]:
     """:func:`evaluate_segm` and :func:`per_class_ap` from one segm ``COCOeval`` run (the
     ground truth and results are loaded and matched once). Arguments, returns (as a pair)
-    and errors are theirs.
+    and errors are theirs; ``evals``, if given, receives the evaluated ``COCOeval`` as
+    ``evals["segm"]`` (its per-image matching feeds the bootstrap, :mod:`analysis.bootstrap`).
     """
     gt = _as_ground_truth(gt_json_path_or_dict)
     _check_unique_category_names(gt)
     res = _as_results(dt_json_path_or_list, gt, on_unknown)
     ev = _segm_cocoeval(gt, res, verbose)
+    if evals is not None:
+        evals["segm"] = ev
     return _summary(ev, verbose), _per_class_from(ev, gt)

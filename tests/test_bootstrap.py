@@ -152,3 +152,25 @@ def test_percentile_interval_nan_columns():
     s = np.array([[1.0, np.nan], [3.0, np.nan], [2.0, np.nan]])
     ci = percentile_interval(s)
     assert np.isnan(ci[1]).all() and 1.0 <= ci[0, 0] < ci[0, 1] <= 3.0
+
+
+def test_error_analysis_matching_feeds_the_bootstrap(tmp_path):
+    """MatchArrays from the error analysis' own matching: identity = its baseline and corrected
+    stats exactly; a resample of the baseline = stock COCOeval of that resample."""
+    from analysis.seg_errors import analyze_errors
+
+    gt, dt = _data(seed=2)
+    matches = {}
+    result = analyze_errors(copy.deepcopy(gt), copy.deepcopy(dt), matches=matches)
+    assert set(matches) == {"baseline", "fFP", "bFP", "FN"}
+    for name, m in matches.items():
+        want = result["baseline"] if name == "baseline" else result["corrected"][name]
+        got = _as100(summarize(m, *accumulate(m)))
+        np.testing.assert_array_equal(got, [want[k] for k in want])
+    m = matches["baseline"]
+    w = resample_weights(m.n_images, 2, seed=7)
+    stats, _ = Resampler(m).stats(w)
+    for b in range(2):
+        np.testing.assert_allclose(stats[b], _as100(_brute_force(gt, dt, w[b]).stats),
+                                   rtol=0, atol=1e-12)
+    assert m.category_names == tuple(c["name"] for c in gt["categories"])

@@ -174,3 +174,25 @@ def test_error_analysis_matching_feeds_the_bootstrap(tmp_path):
         np.testing.assert_allclose(stats[b], _as100(_brute_force(gt, dt, w[b]).stats),
                                    rtol=0, atol=1e-12)
     assert m.category_names == tuple(c["name"] for c in gt["categories"])
+
+
+def test_intervals_command(tmp_path, capsys):
+    import json
+
+    from analysis.intervals import main
+
+    gt, dt = _with_boxes(*_data(seed=4, n_images=8))
+    dt0 = copy.deepcopy(dt)   # the baseline: the same masks with shuffled scores
+    for d, score in zip(dt0, np.random.default_rng(0).permutation([d["score"] for d in dt])):
+        d["score"] = float(score)
+    for name, obj in (("gt", gt), ("dt", dt), ("dt0", dt0)):
+        (tmp_path / f"{name}.json").write_text(json.dumps(obj))
+    assert main([str(tmp_path / "gt.json"), str(tmp_path / "dt.json"), "--baseline",
+                 str(tmp_path / "dt0.json"), "--resamples", "50",
+                 "--json", str(tmp_path / "out.json")]) == 0
+    out = json.loads((tmp_path / "out.json").read_text())
+    ap = out["segm"]["AP"]
+    assert ap["value"] == pytest.approx(_as100(_stock(gt, dt).stats)[0])
+    assert ap["ci95"][0] <= ap["ci95"][1] and set(out["gain"]) == {"segm", "bbox"}
+    assert "gain over the baseline, segm (paired)" in capsys.readouterr().out
+    assert main([str(tmp_path / "gt.json"), str(tmp_path / "missing.json")]) == 1

@@ -4,6 +4,7 @@ import re
 from shlex import quote
 
 from paper_tables.experiments import ConfigError, expand, framework_overrides
+from paper_tables.seeds import check_seeds, seed_overrides, seeded_runs
 
 
 def _fail(message):
@@ -21,7 +22,12 @@ try:
 except ConfigError as e:
     _fail(str(e))
 PRESET = config["presets"][SCALE]
-RUNS = list(PLAN.runs)
+# `seeds` repeats every run; the default seed keeps the run's own folder (paper_tables/seeds.py).
+try:
+    SEED_RUNS = seeded_runs(PLAN.runs, check_seeds(config.get("seeds", [0])))
+except ConfigError as e:
+    _fail(str(e))
+RUNS = list(PLAN.runs) + list(SEED_RUNS)
 if not RUNS:
     _fail(f"no experiment row runs at scale {SCALE!r}")
 
@@ -48,9 +54,11 @@ def model_config_file(wildcards):
 def run_overrides(wildcards):
     """The framework overrides of a run's variant (paper_tables.experiments.framework_overrides)."""
     run = f"{wildcards.dataset}/{wildcards.model}/{wildcards.variant}"
+    run, seed = SEED_RUNS.get(run, (run, 0))
     if run not in PLAN.runs:
         raise WorkflowError(f"{run} is not a run of scale {SCALE!r} (see config.yaml experiments)")
-    return framework_overrides(model_cfg(wildcards), PLAN.runs[run])
+    return (framework_overrides(model_cfg(wildcards), PLAN.runs[run])
+            + seed_overrides(model_cfg(wildcards), seed))
 
 
 def detectron2_opts(wildcards):

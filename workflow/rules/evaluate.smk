@@ -73,7 +73,9 @@ rule evaluate:
         data=dataset_inputs,
         predictions=f"{RESULTS}/{{dataset}}/{{model}}/{{variant}}/predictions_{{split}}.json",
     output:
-        f"{RESULTS}/{{dataset}}/{{model}}/{{variant}}/metrics_{{split}}.json",
+        metrics=f"{RESULTS}/{{dataset}}/{{model}}/{{variant}}/metrics_{{split}}.json",
+        # per-image matching of the segm and box evaluations: the bootstrap intervals' input
+        matches=f"{RESULTS}/{{dataset}}/{{model}}/{{variant}}/matches_{{split}}.npz",
     log:
         f"logs/{SCALE}/evaluate/{{dataset}}/{{model}}/{{variant}}_{{split}}.log",
     params:
@@ -107,14 +109,16 @@ rule seg_errors:
         data=dataset_inputs,
         predictions=f"{RESULTS}/{{dataset}}/{{model}}/{{variant}}/predictions_{{split}}.json",
     output:
-        f"{RESULTS}/{{dataset}}/{{model}}/{{variant}}/seg_errors_{{split}}.json",
+        json=f"{RESULTS}/{{dataset}}/{{model}}/{{variant}}/seg_errors_{{split}}.json",
+        matches=f"{RESULTS}/{{dataset}}/{{model}}/{{variant}}/seg_errors_matches_{{split}}.npz",
     log:
         f"logs/{SCALE}/seg_errors/{{dataset}}/{{model}}/{{variant}}_{{split}}.log",
     threads: 1
     params:
         gt=split_gt,
     shell:
-        "dcl-seg-errors {params.gt} {input.predictions} -o {output} --jobs {threads} > {log} 2>&1"
+        "dcl-seg-errors {params.gt} {input.predictions} -o {output.json}"
+        " --matches-out {output.matches} --jobs {threads} > {log} 2>&1"
 
 
 rule features:

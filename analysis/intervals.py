@@ -15,8 +15,8 @@ from typing import Sequence
 
 import numpy as np
 
-from analysis.bootstrap import (DEFAULT_RESAMPLES, DEFAULT_SEED, MatchArrays, Resampler,
-                                interval_dict, resample_weights)
+from analysis.bootstrap import (DEFAULT_RESAMPLES, DEFAULT_SEED, METHODS, MatchArrays,
+                                Resampler, interval_dict, resample_weights)
 from analysis.coco_eval import (STAT_NAMES, CocoFormatError, evaluate_bbox,
                                 evaluate_segm_and_per_class, load_ground_truth)
 from analysis.io import read_json, write_json_atomic
@@ -38,21 +38,22 @@ def _resampled(gt, predictions, weights) -> dict:
 
 
 def run_intervals(gt_path: str, predictions_path: str, baseline_path: str | None = None,
-                  resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED) -> dict:
+                  resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED,
+                  method: str = METHODS[0]) -> dict:
     """``{iou type: {stat: {value, ci95}}}`` and, with a baseline, ``gain`` the same way."""
     gt = load_ground_truth(gt_path)
     weights = resample_weights(len(gt.image_ids), resamples, seed)
     ours = _resampled(gt, read_json(predictions_path), weights)
-    out = {"resamples": resamples, "seed": seed, "images": len(gt.image_ids)}
+    out = {"resamples": resamples, "seed": seed, "method": method, "images": len(gt.image_ids)}
     for kind, (point, samples) in ours.items():
-        ci = interval_dict(samples, STAT_NAMES)
+        ci = interval_dict(samples, STAT_NAMES, point, method)
         out[kind] = {s: {"value": float(point[j]), "ci95": ci[s]} for j, s in enumerate(STAT_NAMES)}
     if baseline_path:
         base = _resampled(gt, read_json(baseline_path), weights)
         out["gain"] = {}
         for kind in ours.keys() & base.keys():
             diff = ours[kind][1] - base[kind][1]
-            ci = interval_dict(diff, STAT_NAMES)
+            ci = interval_dict(diff, STAT_NAMES, ours[kind][0] - base[kind][0], method)
             out["gain"][kind] = {s: {"value": float(ours[kind][0][j] - base[kind][0][j]),
                                      "ci95": ci[s]} for j, s in enumerate(STAT_NAMES)}
     return out
@@ -75,15 +76,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--baseline", help="results JSON of the baseline, for the paired gain")
     ap.add_argument("--resamples", type=int, default=DEFAULT_RESAMPLES)
     ap.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    ap.add_argument("--method", choices=METHODS, default=METHODS[0],
+                    help="percentile (default) or basic (bias-corrected) intervals")
     ap.add_argument("--json", help="write the numbers here (JSON, atomically)")
     args = ap.parse_args(argv)
     try:
-        out = run_intervals(args.gt, args.predictions, args.baseline, args.resamples, args.seed)
+        out = run_intervals(args.gt, args.predictions, args.baseline, args.resamples, args.seed,
+                            args.method)
     except (CocoFormatError, ValueError, OSError) as e:
         print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
         return 1
     print(f"{out['images']} images, {out['resamples']} resamples (seed {out['seed']}), "
-          "95% percentile intervals, x100")
+          f"95% {out['method']} intervals, x100")
     for kind in ("segm", "bbox"):
         if kind in out:
             print(kind)

@@ -196,3 +196,14 @@ def test_intervals_command(tmp_path, capsys):
     assert ap["ci95"][0] <= ap["ci95"][1] and set(out["gain"]) == {"segm", "bbox"}
     assert "gain over the baseline, segm (paired)" in capsys.readouterr().out
     assert main([str(tmp_path / "gt.json"), str(tmp_path / "missing.json")]) == 1
+
+
+def test_basic_interval_reflects_the_percentile_one_about_the_estimate():
+    from analysis.bootstrap import interval
+    s = np.array([[1.0], [2.0], [3.0], [6.0]])
+    lo, hi = percentile_interval(s)[0]
+    np.testing.assert_allclose(interval(s, [2.0], "basic")[0], [4.0 - hi, 4.0 - lo])
+    with pytest.raises(ValueError):
+        interval(s, None, "basic")
+    with pytest.raises(ValueError):
+        interval(s, [2.0], "bca")

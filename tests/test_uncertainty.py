@@ -110,6 +110,11 @@ def test_tables_get_intervals_seeds_and_verdicts(tmp_path):
     assert gain["seeds"]["n"] == 2
     assert "seeds" not in dcl["cells"]["dAP_FN"]             # the seed-1 run has no error analysis
 
+    from paper_tables.figures import plot_gains
+    assert plot_gains(tables, tmp_path / "g.png", "gains_errors", "embedded") == 4  # AP + 3 dAP
+    assert (tmp_path / "g.png").read_bytes()[:4] == b"\x89PNG"
+    assert plot_gains(tables, tmp_path / "m.png", "gains_models", "embedded") > 0  # paper only
+
     md = render_markdown(t, "embedded")
     assert f"[{lo:.1f}, {hi:.1f}]" in md and gain["verdict"] in md
     assert any("inconclusive" in n and "expected" in n for n in t["notes"])

@@ -104,10 +104,12 @@ def plot_gains(tables: Iterable[Mapping], path: str | Path, family: str, scale: 
         ax.axvline(0.0, color="0.5", lw=0.8)
         ax.set_yticks(range(len(items)), [lbl for lbl, _ in items], fontsize=7)
         ax.invert_yaxis()
-        ax.set_xlabel("gain over the baseline (AP)")
+        ax.set_xlabel("gain over the baseline (AP; for Delta AP of an error type lower is better)"
+                      if family == "gains_errors" else "gain over the baseline (AP)")
         handles, labels = ax.get_legend_handles_labels()
         if handles:
-            ax.legend(fontsize=7, loc="lower right")
+            ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12 - 0.6 / len(items)),
+                      ncol=2, frameon=False)
     else:
         ax.text(0.5, 0.5, "no gain of these tables at this scale", ha="center", va="center")
         ax.set_axis_off()

@@ -25,24 +25,32 @@ from analysis.bootstrap import (DEFAULT_RESAMPLES, DEFAULT_SEED, METHODS, Resamp
                                 load_matches, resample_weights)
 from analysis.coco_eval import STAT_NAMES
 
-__all__ = ["VERDICT_RULE", "Bootstrap", "add_uncertainty", "verdict"]
+__all__ = ["LOWER_IS_BETTER", "VERDICT_RULE", "Bootstrap", "add_uncertainty", "verdict"]
 
 VERDICT_RULE = (
     "Verdict of a DCL-minus-baseline gain, from the 95% interval [lo, hi] of our gain (paired "
     "image bootstrap) and the paper's gain g: reproduced if the interval excludes 0 and "
     "contains g or lies above it (lo > 0 and lo <= g, or lo > g); not reproduced if it lies "
-    "below g and includes 0 or lies below 0 (hi < g and lo <= 0); inconclusive otherwise.")
+    "below g and includes 0 or lies below 0 (hi < g and lo <= 0); inconclusive otherwise. "
+    "For the error analysis' Delta AP columns, where lower is better, the rule reads the "
+    "gains with their sign flipped (a reduction is the improvement).")
+#: Columns where lower is better: their gains are judged with the sign flipped.
+LOWER_IS_BETTER = ("dAP_fFP", "dAP_bFP", "dAP_FN")
 VERDICTS = ("reproduced", "not reproduced", "inconclusive")
 
 
-def verdict(ci: Optional[list], paper_gain: Optional[float]) -> Optional[str]:
+def verdict(ci: Optional[list], paper_gain: Optional[float],
+            lower_is_better: bool = False) -> Optional[str]:
     """One of :data:`VERDICTS` by :data:`VERDICT_RULE`; None without an interval or a paper gain.
 
-    The paper's gain is taken as exact (its own seed noise is unknown).
+    The paper's gain is taken as exact (its own seed noise is unknown). With
+    ``lower_is_better`` the interval and the paper's gain are negated first.
     """
     if ci is None or paper_gain is None:
         return None
     lo, hi = ci
+    if lower_is_better:
+        lo, hi, paper_gain = -hi, -lo, -paper_gain
     if lo > 0 and (lo <= paper_gain <= hi or lo > paper_gain):
         return "reproduced"
     if hi < paper_gain and lo <= 0:
@@ -206,7 +214,7 @@ def add_uncertainty(tables: list[dict], boot: Bootstrap,
                 paired = (a is not None and b is not None and np.array_equal(a[0], b[0]))
                 cell["ci95"] = (_interval(a[1] - b[1], cell["measured"], boot.method)
                                 if paired else None)
-                cell["verdict"] = verdict(cell["ci95"], cell["paper"])
+                cell["verdict"] = verdict(cell["ci95"], cell["paper"], col in LOWER_IS_BETTER)
                 src_a, src_b = dcl["cells"][col].get("source"), base["cells"][col].get("source")
                 seeds_a, seeds_b = others.get(g["run"], {}), others.get(g["baseline_run"], {})
                 if src_a and src_b and set(seeds_a) & set(seeds_b):

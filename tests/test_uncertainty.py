@@ -33,6 +33,9 @@ def test_verdict_rule():
     assert verdict([-1.0, 2.0], 1.0) == "inconclusive"       # includes 0 and the paper's
     assert verdict([0.1, 0.5], 1.0) == "inconclusive"        # above 0 but below the paper's
     assert verdict(None, 1.0) is None and verdict([0.1, 0.5], None) is None
+    # Delta AP of an error type: lower is better, so a rise is not the paper's reduction.
+    assert verdict([9.5, 28.0], -2.4, lower_is_better=True) == "not reproduced"
+    assert verdict([-4.0, -1.0], -2.4, lower_is_better=True) == "reproduced"
 
 
 def test_seeds_keep_the_default_run_and_name_the_others():
@@ -101,6 +104,8 @@ def test_tables_get_intervals_seeds_and_verdicts(tmp_path):
     gain = t["gains"][0]["cells"]["AP"]
     np.testing.assert_allclose(gain["ci95"], percentile_interval(s_dcl - s_base)[0])
     assert gain["verdict"] == verdict(gain["ci95"], gain["paper"])
+    fn = t["gains"][0]["cells"]["dAP_FN"]
+    assert fn["verdict"] == verdict(fn["ci95"], fn["paper"], lower_is_better=True)
     assert gain["measured"] == pytest.approx(dcl["cells"]["AP"]["measured"]
                                              - base["cells"]["AP"]["measured"])
 

@@ -89,14 +89,19 @@ def plot_gains(tables: Iterable[Mapping], path: str | Path, family: str, scale: 
                 label = f"{t['id']}: {g['label']}" + ("" if col == "AP" else f" [{col}]")
                 items.append((label, cell))
     fig, ax = plt.subplots(figsize=(7.5, 0.45 * max(len(items), 2) + 1.2))
+    legend = {"measured": f"measured ({scale}), 95% interval", "paper": "paper"}
+
+    def once(key):  # each legend entry on its first mark only
+        return legend.pop(key, None)
+
     for y, (label, cell) in enumerate(items):
         m, ci = cell["measured"], cell.get("ci95")
         if m is not None:
             err = None if ci is None else [[m - ci[0]], [ci[1] - m]]
             ax.errorbar([m], [y], xerr=err, fmt="o", color="C0", capsize=3,
-                        label=f"measured ({scale}), 95% interval" if y == 0 else None)
+                        label=once("measured"))
         if cell["paper"] is not None:
-            ax.plot([cell["paper"]], [y], "D", color="C3", label="paper" if y == 0 else None)
+            ax.plot([cell["paper"]], [y], "D", color="C3", label=once("paper"))
         if cell.get("verdict"):
             ax.annotate(cell["verdict"], (1.01, y), xycoords=("axes fraction", "data"),
                         va="center", fontsize=7)

@@ -3,7 +3,8 @@
 For every measured AP cell (segm stats, box AP, COCO-style per-class AP, the error analysis'
 Delta AP) a 95% percentile interval from the image bootstrap (:mod:`analysis.bootstrap`), read
 from the per-image matchings the evaluate and seg_errors steps keep beside their results
-(``matches_{split}.npz``, ``seg_errors_matches_{split}.npz``). Every DCL-minus-baseline gain
+(``matches_{split}.npz``, ``seg_errors_matches_{split}.npz``; resampled per run by the
+``resample`` rule into ``resampled_*.npz``). Every DCL-minus-baseline gain
 gets the interval of the paired bootstrap (the same resampled images for both runs) and a
 verdict against the paper's gain (:data:`VERDICT_RULE`). Where ``seeds`` ran more than one
 seed, cells and gains also get ``seeds: {n, mean, std}`` over the seeds' values.
@@ -21,8 +22,8 @@ from typing import Mapping, Optional
 
 import numpy as np
 
-from analysis.bootstrap import (DEFAULT_RESAMPLES, DEFAULT_SEED, METHODS, Resampler, interval,
-                                load_matches, resample_weights)
+from analysis.bootstrap import DEFAULT_RESAMPLES, DEFAULT_SEED, METHODS, interval, load_matches
+from analysis.resample import load_resampled, resample_matches
 from analysis.coco_eval import STAT_NAMES
 
 __all__ = ["LOWER_IS_BETTER", "VERDICT_RULE", "Bootstrap", "add_uncertainty", "verdict"]
@@ -68,6 +69,10 @@ def _parse_source(source: str) -> tuple[str, str, tuple[str, ...]]:
 class Bootstrap:
     """Resampled values of measured cells, cached per run file.
 
+    Reads a run's ``resampled_{matching}.npz`` (the workflow's ``resample`` rule,
+    :mod:`analysis.resample`) when it was made with the same resamples and seed, else
+    resamples the matching ``{matching}.npz`` itself.
+
     Args:
         results: ``results/{scale}``, holding the run folders.
         resamples, seed: of :func:`analysis.bootstrap.resample_weights`; every run on a split
@@ -82,29 +87,33 @@ class Bootstrap:
             raise ValueError(f"bootstrap method must be one of {METHODS}, got {method!r}")
         self.results = Path(results)
         self.resamples, self.seed, self.method = int(resamples), int(seed), method
-        self._weights: dict[int, np.ndarray] = {}   # number of images -> resample weights
         self._cache: dict[tuple, Optional[dict]] = {}
+        self._images: set[int] = set()
 
     @property
     def image_counts(self) -> list[int]:
         """The numbers of evaluation images of the matchings read so far."""
-        return sorted(self._weights)
+        return sorted(self._images)
 
-    def _resampled(self, run: str, npz: str) -> Optional[dict]:
-        """{name: (image_ids, stats (B, 12), per-class (B, K), category names)} of one file."""
-        key = (run, npz)
+    def _resampled(self, run: str, matching: str) -> Optional[dict]:
+        """{name: (image_ids, stats (B, 12), per-class (B, K), category names)} of one
+        matching file (``matches_val``, ``seg_errors_matches_occ``, ...), or None."""
+        key = (run, matching)
         if key not in self._cache:
-            path = self.results / run / npz
+            folder = self.results / run
+            data = None
+            if (folder / f"resampled_{matching}.npz").is_file():
+                data, b, seed = load_resampled(folder / f"resampled_{matching}.npz")
+                if (b, seed) != (self.resamples, self.seed):
+                    data = None
+            if data is None and (folder / f"{matching}.npz").is_file():
+                data = resample_matches(load_matches(folder / f"{matching}.npz"),
+                                        self.resamples, self.seed)
             out = None
-            if path.is_file():
-                out = {}
-                for name, m in load_matches(path).items():
-                    w = self._weights.get(m.n_images)
-                    if w is None:
-                        w = self._weights[m.n_images] = resample_weights(
-                            m.n_images, self.resamples, self.seed)
-                    stats, per_class = Resampler(m).stats(w)
-                    out[name] = (m.image_ids, stats, per_class, m.category_names)
+            if data is not None:
+                out = {n: (d["image_ids"], d["stats"], d["per_class"], d["category_names"])
+                       for n, d in data.items()}
+                self._images |= {len(d["image_ids"]) for d in data.values()}
             self._cache[key] = out
         return self._cache[key]
 
@@ -116,7 +125,7 @@ class Bootstrap:
             return None
         run, name, keys = _parse_source(source)
         if name.startswith("metrics_") and name != "metrics_cityscapes.json" and len(keys) == 2:
-            data = self._resampled(run, "matches_" + name[len("metrics_"):-5] + ".npz")
+            data = self._resampled(run, "matches_" + name[len("metrics_"):-5])
             if data is None:
                 return None
             if keys[0] in ("segm", "bbox") and keys[0] in data and keys[1] in STAT_NAMES:
@@ -129,8 +138,7 @@ class Bootstrap:
             return None
         if name.startswith("seg_errors_") and len(keys) == 3 and keys[0] == "delta" \
                 and keys[2] in STAT_NAMES:
-            data = self._resampled(run, "seg_errors_matches_" + name[len("seg_errors_"):-5]
-                                   + ".npz")
+            data = self._resampled(run, "seg_errors_matches_" + name[len("seg_errors_"):-5])
             if data is None or keys[1] not in data or "baseline" not in data:
                 return None
             j = STAT_NAMES.index(keys[2])

@@ -133,3 +133,25 @@ def test_fmt_measured():
                         "AP", True) == "+1.2 [-0.5, +2.9] inconclusive"
     assert fmt_measured({"measured": 15.0, "seeds": {"n": 3, "mean": 14.8, "std": 0.6}}) == \
         "15.0; seeds 14.8 ± 0.6 (n = 3)"
+
+
+def test_resampled_files_are_what_the_tables_read(tmp_path):
+    """analysis.resample writes a run's resampled stats once; the tables read them when made
+    with the same resamples and seed, and resample the matching themselves otherwise."""
+    from analysis.resample import load_resampled, main
+
+    gt, dt = make_synthetic_coco(6, seed=1, n_categories=2, gts_per_image=3, dets_per_image=6,
+                                 sizes=((96, 128),), radius=(4.0, 40.0))
+    _run_files(tmp_path, "d/m/v", gt, dt)
+    folder = tmp_path / "d/m/v"
+    assert main([str(folder / "matches_val.npz"), "-o",
+                 str(folder / "resampled_matches_val.npz"), "--resamples", "40"]) == 0
+    data, b, seed = load_resampled(folder / "resampled_matches_val.npz")
+    assert (b, seed) == (40, 0) and data["segm"]["stats"].shape == (40, 12)
+    source = "d/m/v/metrics_val.json#segm.AP"
+    ids, values = Bootstrap(tmp_path, resamples=40).samples(source)
+    np.testing.assert_array_equal(values, data["segm"]["stats"][:, 0])
+    # Another resample count: computed from the matching, not read from the stale file.
+    ids, other = Bootstrap(tmp_path, resamples=30).samples(source)
+    assert other.shape == (30,)
+    assert main([str(folder / "missing.npz"), "-o", str(folder / "x.npz")]) == 1

@@ -68,8 +68,9 @@ def test_embedded_dry_run_plans_every_table_of_the_matrix(tmp_path):
 
 
 def test_seeds_repeat_every_run_beside_the_default_folders(tmp_path):
-    """`seeds: [0, 1]` adds one run per run in {variant}_seed1 with SEED 1; seed 0 keeps the
-    default runs, folders and commands."""
+    """`seeds: [0, 1]` adds one run per run in {variant}_seed1 with SEED 1 (scored, not
+    resampled: the intervals are seed 0's); seed 0 keeps the default runs, folders and
+    commands."""
     from paper_tables.experiments import expand
 
     (tmp_path / "a").mkdir()
@@ -82,7 +83,8 @@ def test_seeds_repeat_every_run_beside_the_default_folders(tmp_path):
     for run in plan.runs:
         assert f"results/embedded/{run}/model_final.pth" in default, run
         assert f"results/embedded/{run}_seed1/model_final.pth" in out, run
-        assert f"results/embedded/{run}_seed1/matches_val.npz" in out, run
+        assert f"results/embedded/{run}_seed1/metrics_val.json" in out, run
+        assert f"results/embedded/{run}_seed1/resampled_matches_val.npz" not in out, run
     assert "SEED 1" in out and "randomness.seed=1" in out
     assert "SEED 1" not in default and "randomness.seed" not in default
     assert "_seed1/" not in default

@@ -84,6 +84,31 @@ rule evaluate:
         "../scripts/evaluate.py"
 
 
+from analysis.bootstrap import DEFAULT_RESAMPLES, DEFAULT_SEED
+
+# config `bootstrap` over the library's defaults: the resample rule and the tables read this.
+BOOTSTRAP = {"resamples": DEFAULT_RESAMPLES, "seed": DEFAULT_SEED, **config.get("bootstrap", {})}
+
+
+rule resample:
+    """The image bootstrap of one matching (evaluate's or the error analysis'): the stats of
+    every resample, for the paper tables' intervals (analysis/resample.py)."""
+    input:
+        f"{RESULTS}/{{dataset}}/{{model}}/{{variant}}/{{matching}}.npz",
+    output:
+        f"{RESULTS}/{{dataset}}/{{model}}/{{variant}}/resampled_{{matching}}.npz",
+    wildcard_constraints:
+        matching=r"(seg_errors_)?matches_[a-z]+",
+    log:
+        f"logs/{SCALE}/resample/{{dataset}}/{{model}}/{{variant}}_{{matching}}.log",
+    params:
+        resamples=BOOTSTRAP["resamples"],
+        seed=BOOTSTRAP["seed"],
+    shell:
+        "python -m analysis.resample {input} -o {output} --resamples {params.resamples}"
+        " --seed {params.seed} > {log} 2>&1"
+
+
 rule evaluate_cityscapes:
     """Cityscapes-style AP and per-class AP (cityscapesScripts), as the paper's Table 5 reports."""
     input:

@@ -9,24 +9,25 @@ TABLES_DIR = f"{RESULTS}/paper_tables"
 
 def row_files(table, kinds, seeds=False):
     """Files of the runs behind a table's rows: `kinds` among metrics, seg_errors, cost,
-    cityscapes (paper scale on Cityscapes only), features, and bootstrap (the per-image
+    cityscapes (paper scale on Cityscapes only), features, and bootstrap (the resampled
     matchings beside metrics and seg_errors, for the intervals); with `seeds`, those of the
     rows' runs at every other seed of config `seeds` too."""
     out = []
-    rows = [(row.run, row.split, row.dataset) for row in PLAN.tables.get(table, []) if row.run]
-    if seeds:
-        rows += [(s_run, split, dataset) for run, split, dataset in list(rows)
+    rows = [(row.run, row.split, row.dataset, True) for row in PLAN.tables.get(table, []) if row.run]
+    if seeds:  # the other seeds' values only: the intervals are the seed-0 run's
+        rows += [(s_run, split, dataset, False) for run, split, dataset, _ in list(rows)
                  for s_run, (base, _) in SEED_RUNS.items() if base == run]
-    for run, split, dataset in rows:
+    for run, split, dataset, primary in rows:
         d = run_dir(run)
+        bootstrap = primary and "bootstrap" in kinds
         if "metrics" in kinds:
             out.append(f"{d}/metrics_{split}.json")
-            if "bootstrap" in kinds:
-                out.append(f"{d}/matches_{split}.npz")
+            if bootstrap:
+                out.append(f"{d}/resampled_matches_{split}.npz")
         if "seg_errors" in kinds:
             out.append(f"{d}/seg_errors_{split}.json")
-            if "bootstrap" in kinds:
-                out.append(f"{d}/seg_errors_matches_{split}.npz")
+            if bootstrap:
+                out.append(f"{d}/resampled_seg_errors_matches_{split}.npz")
         if "cost" in kinds:
             out.append(f"{d}/train_cost.json")
         if "cityscapes" in kinds and dataset == "cityscapes":
@@ -68,7 +69,7 @@ rule paper_tables:
         results=RESULTS,
         scale=SCALE,
         seed_runs=SEED_RUNS,
-        bootstrap=config.get("bootstrap", {}),
+        bootstrap=BOOTSTRAP,
     script:
         "../scripts/paper_tables.py"
 

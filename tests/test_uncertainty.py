@@ -151,6 +151,11 @@ def test_resampled_files_are_what_the_tables_read(tmp_path):
     source = "d/m/v/metrics_val.json#segm.AP"
     ids, values = Bootstrap(tmp_path, resamples=40).samples(source)
     np.testing.assert_array_equal(values, data["segm"]["stats"][:, 0])
+    ids, per_class = Bootstrap(tmp_path, resamples=40).samples(
+        "d/m/v/metrics_val.json#per_class.class2")
+    np.testing.assert_array_equal(per_class, data["segm"]["per_class"][:, 1])
+    assert Bootstrap(tmp_path, resamples=40).samples("d/m/v/metrics_val.json#per_class.x") is None
+    assert Bootstrap(tmp_path).samples("d/m/v/metrics_cityscapes.json#AP") is None
     # Another resample count: computed from the matching, not read from the stale file.
     ids, other = Bootstrap(tmp_path, resamples=30).samples(source)
     assert other.shape == (30,)

@@ -19,8 +19,11 @@ recall thresholds ``r`` the precision at the first position whose recall ``tp / 
 AR the mean final recall. A copy of an image ranks right after the original (image order is the
 images' sorted ids, copies in a row), so weights ``0``/``1`` reproduce COCOeval exactly,
 ties included. With weights >= 2 the copies of one image's tied detections of one category
-count as consecutive (``d1 d1 d2 d2`` rather than ``d1 d2 d1 d2``); only tied scores inside one
-image and category can tell the two apart.
+count as consecutive (``d1 d1 d2 d2`` rather than ``d1 d2 d1 d2``). That changes nothing unless
+such a tie mixes true and false positives (a run of true positives only reaches the same
+states; false positives alone never raise precision): only an image drawn twice or more
+whose detections of one category share a score across a hit and a miss can differ from the
+brute-force resample, and only at the recall thresholds inside that tie.
 
 Two evaluations of the same resample:
 

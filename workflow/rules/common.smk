@@ -4,7 +4,7 @@ import re
 from shlex import quote
 
 from paper_tables.experiments import ConfigError, expand, framework_overrides
-from paper_tables.seeds import check_seeds, seed_overrides, seeded_runs
+from paper_tables.seeds import DEFAULT_SEED, check_seeds, seed_overrides, seeded_runs
 
 
 def _fail(message):
@@ -24,7 +24,7 @@ except ConfigError as e:
 PRESET = config["presets"][SCALE]
 # `seeds` repeats every run; the default seed keeps the run's own folder (paper_tables/seeds.py).
 try:
-    SEED_RUNS = seeded_runs(PLAN.runs, check_seeds(config.get("seeds", [0])))
+    SEED_RUNS = seeded_runs(PLAN.runs, check_seeds(config.get("seeds", [DEFAULT_SEED])))
 except ConfigError as e:
     _fail(str(e))
 RUNS = list(PLAN.runs) + list(SEED_RUNS)
@@ -54,7 +54,7 @@ def model_config_file(wildcards):
 def run_overrides(wildcards):
     """The framework overrides of a run's variant (paper_tables.experiments.framework_overrides)."""
     run = f"{wildcards.dataset}/{wildcards.model}/{wildcards.variant}"
-    run, seed = SEED_RUNS.get(run, (run, 0))
+    run, seed = SEED_RUNS.get(run, (run, DEFAULT_SEED))
     if run not in PLAN.runs:
         raise WorkflowError(f"{run} is not a run of scale {SCALE!r} (see config.yaml experiments)")
     return (framework_overrides(model_cfg(wildcards), PLAN.runs[run])

@@ -207,3 +207,29 @@ def test_basic_interval_reflects_the_percentile_one_about_the_estimate():
         interval(s, None, "basic")
     with pytest.raises(ValueError):
         interval(s, [2.0], "bca")
+
+
+def test_no_detections_and_no_matches():
+    """An empty result set (every defined AP 0) and one with detections that match nothing."""
+    gt, dt = _data(seed=8, n_images=5)
+    for results in ([], [{**d, "category_id": 1 + d["category_id"] % 4,
+                          "segmentation": dt[-1]["segmentation"], "image_id": dt[-1]["image_id"]}
+                         for d in dt[:3]]):
+        coco = COCO()
+        coco.dataset = copy.deepcopy(gt)
+        with contextlib.redirect_stdout(io.StringIO()):
+            coco.createIndex()
+            from analysis.coco_eval import results_to_coco
+            ev = COCOeval(coco, results_to_coco(coco, copy.deepcopy(results)), "segm")
+            ev.evaluate()
+            ev.accumulate()
+            ev.summarize()
+        m = MatchArrays.from_cocoeval(ev)
+        assert np.array_equal(summarize(m, *accumulate(m)), np.asarray(ev.stats))
+        w = resample_weights(m.n_images, 4, seed=0)
+        stats, _ = Resampler(m).stats(w)
+        if not results:
+            assert np.nanmax(np.abs(stats)) == 0.0
+        for b in range(len(w)):
+            np.testing.assert_allclose(stats[b], _as100(summarize(m, *accumulate(m, w[b]))),
+                                       rtol=0, atol=1e-12)

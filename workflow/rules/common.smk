@@ -5,6 +5,7 @@ from shlex import quote
 
 from dcl_core import format_loss_option
 from paper_tables.experiments import ConfigError, expand, run_loss
+from paper_tables.seeds import DEFAULT_SEED, check_seeds, seed_overrides, seeded_runs
 
 
 def _fail(message):
@@ -22,7 +23,12 @@ try:
 except ConfigError as e:
     _fail(str(e))
 PRESET = config["presets"][SCALE]
-RUNS = list(PLAN.runs)
+# `seeds` repeats every run; the default seed keeps the run's own folder (paper_tables/seeds.py).
+try:
+    SEED_RUNS = seeded_runs(PLAN.runs, check_seeds(config.get("seeds", [DEFAULT_SEED])))
+except ConfigError as e:
+    _fail(str(e))
+RUNS = list(PLAN.runs) + list(SEED_RUNS)
 if not RUNS:
     _fail(f"no experiment row runs at scale {SCALE!r}")
 
@@ -46,24 +52,38 @@ def model_config_file(wildcards):
     return str(REPO / model_cfg(wildcards)["config"])
 
 
+def run_and_seed(wildcards):
+    """(planned run, seed) of a run folder: a `{variant}_seed{s}` folder is its run at seed s,
+    any other folder its own run at the default seed (paper_tables/seeds.py)."""
+    run = f"{wildcards.dataset}/{wildcards.model}/{wildcards.variant}"
+    run, seed = SEED_RUNS.get(run, (run, DEFAULT_SEED))
+    if run not in PLAN.runs:
+        raise WorkflowError(f"{run} is not a run of scale {SCALE!r} (see config.yaml experiments)")
+    return run, seed
+
+
+def seed_options(wildcards):
+    """The framework-config overrides that set a run's seed; none at the default seed, so
+    those runs keep their commands (paper_tables.seeds.seed_overrides)."""
+    return seed_overrides(model_cfg(wildcards), run_and_seed(wildcards)[1])
+
+
 def loss_option(wildcards):
     """`--loss ...` of a run's variant, shell-quoted: neutral words that each framework's
     adapter translates into its own config keys (dcl_core.registry)."""
-    run = f"{wildcards.dataset}/{wildcards.model}/{wildcards.variant}"
-    if run not in PLAN.runs:
-        raise WorkflowError(f"{run} is not a run of scale {SCALE!r} (see config.yaml experiments)")
-    words = format_loss_option(run_loss(PLAN.runs[run]))
+    words = format_loss_option(run_loss(PLAN.runs[run_and_seed(wildcards)[0]]))
     return "--loss " + " ".join(quote(w) for w in words)
 
 
 def detectron2_opts(wildcards):
-    """The KEY VALUE overrides of a detectron2 run (data, weights, the preset's), shell-quoted."""
+    """The KEY VALUE overrides of a detectron2 run (data, weights, the preset's, the seed's),
+    shell-quoted."""
     m = model_cfg(wildcards)
     d = wildcards.dataset
     opts = ["DATASETS.TRAIN", f"('{d}_train',)", "DATASETS.TEST", f"('{d}_val',)"]
     if m.get("weights"):
         opts += ["MODEL.WEIGHTS", m["weights"]]
-    opts += PRESET.get("opts", {}).get("detectron2", [])
+    opts += PRESET.get("opts", {}).get("detectron2", []) + seed_options(wildcards)
     return " ".join(quote(str(o)) for o in opts)
 
 
@@ -74,8 +94,8 @@ def detectron2_datasets(wildcards):
 
 
 def mmdet_args(wildcards, train=True):
-    """Data paths and --cfg-options (weights, the preset's) of an mmdetection run (training or
-    prediction), shell-quoted."""
+    """Data paths and --cfg-options (weights, the preset's, the seed's) of an mmdetection run
+    (training or prediction), shell-quoted."""
     m = model_cfg(wildcards)
     d = wildcards.dataset
     args = [f"--val-data={split(d, 'val')['json']}:{split(d, 'val')['images']}"]
@@ -84,6 +104,7 @@ def mmdet_args(wildcards, train=True):
     options = list(PRESET.get("opts", {}).get("mmdet", []))
     if m.get("weights"):
         options.append(f"load_from={m['weights']}")
+    options += seed_options(wildcards)
     if options:
         args += ["--cfg-options", *options]
     return " ".join(quote(a) for a in args)

@@ -126,3 +126,14 @@ def test_dcl_seg_errors_refuses_to_overwrite_the_ground_truth(files, tmp_path):
     assert done.returncode == 1
     assert done.stderr == f"error: {g}: the output is the input {g}; refusing to overwrite it\n"
     assert _snapshot(tmp_path) == before
+
+
+def test_resample_refuses_its_input_as_output(tmp_path, capsys):
+    from analysis import resample
+
+    m = tmp_path / "matches_val.npz"
+    m.write_bytes(b"not read")
+    before = _snapshot(tmp_path)
+    assert resample.main([str(m), "-o", str(m)]) == 1
+    _one_line_error(capsys, f"{m}: the output is the input")
+    assert _snapshot(tmp_path) == before

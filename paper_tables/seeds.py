@@ -4,7 +4,8 @@ Seed 0 is the seed every framework config of the project already sets (detectron
 mmdetection ``randomness = dict(seed=0)``): its runs keep their folder ``{variant}`` and their
 commands unchanged, so the default ``seeds: [0]`` gives exactly the runs and results of a
 configuration without seeds. Another seed ``s`` runs in ``{variant}_seed{s}`` beside it, with
-the framework's seed set to ``s``. The tables keep the seed-0 run as the measured value and add
+the neutral ``--seed s`` option of the training and prediction scripts, which each
+adapter writes into its framework's seed. The tables keep the seed-0 run as the measured value and add
 the mean and standard deviation over all seeds (:mod:`paper_tables.uncertainty`).
 
 What a seed changes (the data, the val split and the evaluation stay the same):
@@ -22,11 +23,11 @@ machine and software, not on another CPU (see the README's "Honest claims").
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable
 
 from .experiments import ConfigError
 
-__all__ = ["DEFAULT_SEED", "check_seeds", "seed_overrides", "seed_variant", "seeded_runs"]
+__all__ = ["DEFAULT_SEED", "check_seeds", "seed_option", "seed_variant", "seeded_runs"]
 
 #: The seed the framework configs set; its runs keep today's folder names.
 DEFAULT_SEED = 0
@@ -65,16 +66,8 @@ def seeded_runs(runs: Iterable[str], seeds: Iterable[int]) -> dict[str, tuple[st
     return out
 
 
-def seed_overrides(model: Mapping[str, Any], seed: int) -> list[str]:
-    """Framework-config overrides that set ``seed`` (none for the default seed).
-
-    Raises:
-        ConfigError: a framework without seed wiring.
-    """
-    if seed == DEFAULT_SEED:
-        return []
-    if model["framework"] == "detectron2":
-        return ["SEED", str(int(seed))]
-    if model["framework"] == "mmdet":
-        return [f"randomness.seed={int(seed)}"]
-    raise ConfigError(f"no seed wiring for framework {model['framework']!r}")
+def seed_option(seed: int) -> list[str]:
+    """The training/prediction CLIs' neutral ``--seed`` words for ``seed``; none for the default
+    seed, so those runs keep their commands. Each adapter writes it into its own config key
+    (detectron2 ``SEED``, mmdetection ``randomness.seed``)."""
+    return [] if seed == DEFAULT_SEED else ["--seed", str(int(seed))]

@@ -18,7 +18,7 @@ from analysis.seg_errors.synthetic import make_synthetic_coco
 from paper_tables.build import build_tables
 from paper_tables.experiments import ConfigError, expand
 from paper_tables.render import fmt_measured, render_markdown
-from paper_tables.seeds import check_seeds, seed_overrides, seed_variant, seeded_runs
+from paper_tables.seeds import check_seeds, seed_option, seed_variant, seeded_runs
 from paper_tables.uncertainty import Bootstrap, add_uncertainty, verdict
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,9 +42,8 @@ def test_seeds_keep_the_default_run_and_name_the_others():
     assert check_seeds([0]) == [0] and seed_variant("baseline", 0) == "baseline"
     assert seeded_runs(["d/m/baseline"], [0]) == {}
     assert seeded_runs(["d/m/baseline"], [0, 2]) == {"d/m/baseline_seed2": ("d/m/baseline", 2)}
-    assert seed_overrides({"framework": "detectron2"}, 0) == []
-    assert seed_overrides({"framework": "detectron2"}, 3) == ["SEED", "3"]
-    assert seed_overrides({"framework": "mmdet"}, 3) == ["randomness.seed=3"]
+    assert seed_option(0) == []
+    assert seed_option(3) == ["--seed", "3"]
     for bad in ([], [1, 2], [0, 0], [0, -1], "0", [0, True]):
         with pytest.raises(ConfigError):
             check_seeds(bad)

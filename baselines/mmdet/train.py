@@ -42,6 +42,8 @@ def parse_args(argv=None):
                         help="override config keys, e.g. "
                              "train_cfg.max_iters=400")
     parser.add_argument("--loss", nargs="+", metavar="NAME|KEY=VALUE", help=LOSS_OPTION_HELP)
+    parser.add_argument("--seed", type=int, metavar="N",
+                        help="the run's seed (randomness.seed); default: the config's")
     parser.add_argument("--launcher", choices=["none", "pytorch", "slurm", "mpi"], default="none")
     return parser.parse_args(argv)
 
@@ -51,7 +53,7 @@ def build_config(args):
     from dcl_mmdet.runner_setup import (check_contrast_cfg, check_pretrained, load_config,
                                         schedule_warnings, set_dataset, set_num_classes)
 
-    cfg = load_config(args.config, args.cfg_options, args.loss)
+    cfg = load_config(args.config, args.cfg_options, args.loss, args.seed)
     check_contrast_cfg(cfg.model)
     classes, _ = set_dataset(cfg.train_dataloader, args.train_data, "--train-data")
     set_num_classes(cfg, len(classes))

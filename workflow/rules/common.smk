@@ -5,7 +5,7 @@ from shlex import quote
 
 from dcl_core import format_loss_option
 from paper_tables.experiments import ConfigError, expand, run_loss
-from paper_tables.seeds import DEFAULT_SEED, check_seeds, seed_overrides, seeded_runs
+from paper_tables.seeds import DEFAULT_SEED, check_seeds, seed_option, seeded_runs
 
 
 def _fail(message):
@@ -62,10 +62,10 @@ def run_and_seed(wildcards):
     return run, seed
 
 
-def seed_options(wildcards):
-    """The framework-config overrides that set a run's seed; none at the default seed, so
-    those runs keep their commands (paper_tables.seeds.seed_overrides)."""
-    return seed_overrides(model_cfg(wildcards), run_and_seed(wildcards)[1])
+def seed_words(wildcards):
+    """` --seed s` of a run folder at seed s, shell-quoted; empty at the default seed, so those
+    runs keep their commands (paper_tables.seeds.seed_option)."""
+    return "".join(f" {quote(w)}" for w in seed_option(run_and_seed(wildcards)[1]))
 
 
 def loss_option(wildcards):
@@ -76,14 +76,13 @@ def loss_option(wildcards):
 
 
 def detectron2_opts(wildcards):
-    """The KEY VALUE overrides of a detectron2 run (data, weights, the preset's, the seed's),
-    shell-quoted."""
+    """The KEY VALUE overrides of a detectron2 run (data, weights, the preset's), shell-quoted."""
     m = model_cfg(wildcards)
     d = wildcards.dataset
     opts = ["DATASETS.TRAIN", f"('{d}_train',)", "DATASETS.TEST", f"('{d}_val',)"]
     if m.get("weights"):
         opts += ["MODEL.WEIGHTS", m["weights"]]
-    opts += PRESET.get("opts", {}).get("detectron2", []) + seed_options(wildcards)
+    opts += PRESET.get("opts", {}).get("detectron2", [])
     return " ".join(quote(str(o)) for o in opts)
 
 
@@ -94,7 +93,7 @@ def detectron2_datasets(wildcards):
 
 
 def mmdet_args(wildcards, train=True):
-    """Data paths and --cfg-options (weights, the preset's, the seed's) of an mmdetection run
+    """Data paths and --cfg-options (weights, the preset's) of an mmdetection run
     (training or prediction), shell-quoted."""
     m = model_cfg(wildcards)
     d = wildcards.dataset
@@ -104,7 +103,6 @@ def mmdet_args(wildcards, train=True):
     options = list(PRESET.get("opts", {}).get("mmdet", []))
     if m.get("weights"):
         options.append(f"load_from={m['weights']}")
-    options += seed_options(wildcards)
     if options:
         args += ["--cfg-options", *options]
     return " ".join(quote(a) for a in args)
@@ -124,14 +122,14 @@ def train_command(wildcards, output, input, resources):
     outdir = quote(str(Path(output.weights).parent))
     if model_cfg(wildcards)["framework"] == "detectron2":
         return (f"python {REPO}/baselines/detectron2/train_net.py --resume --num-gpus {gpus}"
-                f" {loss_option(wildcards)} --config-file {input.config}"
+                f" {loss_option(wildcards)}{seed_words(wildcards)} --config-file {input.config}"
                 f" {detectron2_datasets(wildcards)} OUTPUT_DIR {outdir} {detectron2_opts(wildcards)}")
     launch, extra = "python", ""
     if gpus > 1:
         launch = f"python -m torch.distributed.run --nproc_per_node={gpus}"
         extra = " --launcher pytorch"
     return (f"{launch} {REPO}/baselines/mmdet/train.py {input.config} {loss_option(wildcards)}"
-            f" --work-dir {outdir} --resume{extra} {mmdet_args(wildcards)}")
+            f"{seed_words(wildcards)} --work-dir {outdir} --resume{extra} {mmdet_args(wildcards)}")
 
 
 def predict_command(wildcards, output, input):
@@ -141,11 +139,11 @@ def predict_command(wildcards, output, input):
     if model_cfg(wildcards)["framework"] == "detectron2":
         eval_dir = quote(str(Path(output[0]).parent / "eval"))
         return (f"python {REPO}/baselines/detectron2/train_net.py --eval-only"
-                f" {loss_option(wildcards)} --config-file {input.config}"
+                f" {loss_option(wildcards)}{seed_words(wildcards)} --config-file {input.config}"
                 f" {detectron2_datasets(wildcards)} --predictions-out {out} OUTPUT_DIR {eval_dir}"
                 f" {detectron2_opts(wildcards)} MODEL.WEIGHTS {input.weights}")
     return (f"python {REPO}/baselines/mmdet/predict.py {input.config} {input.weights}"
-            f" {loss_option(wildcards)} --predictions-out {out} {mmdet_args(wildcards, train=False)}")
+            f" {loss_option(wildcards)}{seed_words(wildcards)} --predictions-out {out} {mmdet_args(wildcards, train=False)}")
 
 
 def run_dir(run):

@@ -189,7 +189,8 @@ class SegmEvaluation:
 
 
 def evaluate_segm(gt_json_path_or_dict: Any, dt_json_path_or_list: Any, *,
-                  verbose: bool = False, on_unknown: str = "error") -> SegmEvaluation:
+                  verbose: bool = False, on_unknown: str = "error",
+                  evals: dict | None = None) -> SegmEvaluation:
     """COCO segm evaluation (stock pycocotools ``COCOeval``): stats and per-class AP, x100.
 
     The ground truth and results are loaded, matched and accumulated once; both the 12 stats
@@ -200,6 +201,8 @@ def evaluate_segm(gt_json_path_or_dict: Any, dt_json_path_or_list: Any, *,
         dt_json_path_or_list: COCO results (path, parsed list, or :class:`Results`).
         verbose: let pycocotools print its progress and summary table.
         on_unknown: see :func:`analysis.coco_format.load_results`.
+        evals: if given, receives the evaluated ``COCOeval`` as ``evals["segm"]`` (its
+            per-image matching feeds the bootstrap, :mod:`analysis.bootstrap`).
 
     Returns:
         :class:`SegmEvaluation`.
@@ -211,12 +214,15 @@ def evaluate_segm(gt_json_path_or_dict: Any, dt_json_path_or_list: Any, *,
     gt = _as_ground_truth(gt_json_path_or_dict)
     res = _as_results(dt_json_path_or_list, gt, on_unknown)
     ev = _segm_cocoeval(gt, res, verbose)
+    if evals is not None:
+        evals["segm"] = ev
     return SegmEvaluation(stats=_summary(ev, verbose), ap_by_category_id=_ap_by_category_id(ev),
                           categories=tuple(dict(c) for c in gt.categories), source=gt.source)
 
 
 def evaluate_bbox(gt_json_path_or_dict: Any, dt_json_path_or_list: Any, *,
-                  verbose: bool = False, on_unknown: str = "error") -> dict[str, float]:
+                  verbose: bool = False, on_unknown: str = "error",
+                  evals: dict | None = None) -> dict[str, float]:
     """COCO box evaluation (stock pycocotools ``COCOeval`` "bbox") of the results' ``bbox``
     fields, 12 stats x100 like :attr:`SegmEvaluation.stats` (paper Tables 1-4 report box AP).
     Ground-truth boxes are the tight boxes of the ground-truth masks.
@@ -224,6 +230,7 @@ def evaluate_bbox(gt_json_path_or_dict: Any, dt_json_path_or_list: Any, *,
     Args:
         gt_json_path_or_dict: COCO ground truth (path, parsed dict, or :class:`GroundTruth`).
         dt_json_path_or_list: COCO results, a path or the parsed list (each with ``bbox``).
+        evals: if given, receives the evaluated ``COCOeval`` as ``evals["bbox"]``.
 
     Raises:
         CocoFormatError: bad input (as :func:`evaluate_segm`), or a result without a
@@ -254,4 +261,6 @@ def evaluate_bbox(gt_json_path_or_dict: Any, dt_json_path_or_list: Any, *,
     with quiet(verbose):
         ev.evaluate()
         ev.accumulate()
+    if evals is not None:
+        evals["bbox"] = ev
     return _summary(ev, verbose)

@@ -53,8 +53,9 @@ def cpu_seconds() -> float:
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def stock_eval(gt: dict, dt: list) -> tuple[np.ndarray, dict]:
-    """One plain pycocotools segm evaluation; returns (stats, seconds per phase)."""
+def stock_eval(gt: dict, dt: list, keep: bool = False) -> tuple:
+    """One plain pycocotools segm evaluation; returns (stats, seconds per phase), and the
+    ``COCOeval`` too with ``keep``."""
     t0 = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()):
         coco_gt = COCO()
@@ -68,8 +69,9 @@ def stock_eval(gt: dict, dt: list) -> tuple[np.ndarray, dict]:
         ev.accumulate()
         ev.summarize()
     t3 = time.perf_counter()
-    return np.asarray(ev.stats), {"load": t1 - t0, "evaluate": t2 - t1,
-                                  "accumulate_summarize": t3 - t2, "total": t3 - t0}
+    times = {"load": t1 - t0, "evaluate": t2 - t1, "accumulate_summarize": t3 - t2,
+             "total": t3 - t0}
+    return (np.asarray(ev.stats), times, ev) if keep else (np.asarray(ev.stats), times)
 
 
 def main(argv=None) -> int:

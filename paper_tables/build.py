@@ -239,8 +239,9 @@ def build_tables(plan: Plan, results: Path, paper: Optional[dict] = None,
 
 
 def _gains(tid: str, rows: list[dict], cols: list[str]) -> list[dict]:
-    """DCL rows minus the baseline row of the same model and split (Tables 5-9)."""
-    if tid not in ("table5", "table6", "table7", "table8", "table9"):
+    """DCL rows minus the baseline row of the same model and split (Tables 1, 4-9: those
+    with a baseline row)."""
+    if tid not in ("table1", "table4", "table5", "table6", "table7", "table8", "table9"):
         return []
     base = {(r["model_role"], r["split"]): r for r in rows
             if not r["paper_only"] and r["variant"] == "baseline"}
@@ -261,7 +262,8 @@ def _gains(tid: str, rows: list[dict], cols: list[str]) -> list[dict]:
             cells = {c: {side: _delta(r["cells"][c][side], b["cells"][c][side])
                          for side in ("measured", "paper")} for c in cols}
         gains.append({"label": f"{r['label']} − baseline", "cells": cells,
-                      "unit": "%" if tid == "table9" else "AP"})
+                      "unit": "%" if tid == "table9" else "AP", "run": r["run"],
+                      "baseline_run": b["run"], "split": r["split"]})
     return gains
 
 

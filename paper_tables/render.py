@@ -13,7 +13,7 @@ from typing import Any, Iterable, Mapping, Optional
 
 import jinja2
 
-__all__ = ["EMPTY", "fmt", "render_comparison", "render_latex", "render_markdown", "render_report"]
+__all__ = ["EMPTY", "fmt", "fmt_measured", "render_comparison", "render_latex", "render_markdown", "render_report"]
 
 HERE = Path(__file__).parent
 EMPTY = "–"  # a visibly empty cell: no run, no paper number, or not measurable
@@ -32,6 +32,23 @@ def fmt(value: Any, column: str = "", signed: bool = False) -> str:
     decimals = DECIMALS.get(column, 3 if column == "hours" and abs(value) < 1 else 1)
     value = round(value, decimals) + 0.0  # no "-0.0": a difference that rounds to zero is zero
     return f"{value:+.{decimals}f}" if signed else f"{value:.{decimals}f}"
+
+
+def fmt_measured(cell: Mapping, column: str = "", signed: bool = False) -> str:
+    """A measured cell with its uncertainty: ``value [lo, hi]`` (95% bootstrap interval, see
+    :mod:`paper_tables.uncertainty`), then ``seeds mean ± std (n)`` where seeds ran and the
+    verdict of a gain; just the value where it has neither."""
+    text = fmt(cell.get("measured"), column, signed)
+    ci = cell.get("ci95")
+    if ci is not None and cell.get("measured") is not None:
+        text += f" [{fmt(ci[0], column, signed)}, {fmt(ci[1], column, signed)}]"
+    seeds = cell.get("seeds")
+    if seeds:
+        text += (f"; seeds {fmt(seeds['mean'], column, signed)} ± {fmt(seeds['std'], column)}"
+                 f" (n = {seeds['n']})")
+    if cell.get("verdict"):
+        text += f" {cell['verdict']}"
+    return text
 
 
 _LATEX_SPECIAL = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
@@ -55,6 +72,7 @@ def _env(autoescape: bool = False) -> jinja2.Environment:
         autoescape=autoescape,
     )
     env.filters["fmt"] = fmt
+    env.filters["measured"] = fmt_measured
     env.filters["tex"] = latex_escape
     env.filters["plain"] = lambda text: str(text).replace("`", "")  # Markdown code marks
     return env

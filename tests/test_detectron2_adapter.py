@@ -95,6 +95,21 @@ def test_setup_writes_the_loss_option_between_the_file_and_the_overrides(tmp_pat
         setup(bad)
 
 
+def test_setup_writes_the_seed_option_before_the_overrides(tmp_path):
+    from detectron2.engine import default_argument_parser
+
+    from dcl_detectron2.engine import add_run_arguments, setup
+
+    parser = add_run_arguments(default_argument_parser())
+    # No datasets registered here: setup refuses names nobody registered.
+    base = ["--config-file", str(EMBEDDED), "DATASETS.TRAIN", "()", "DATASETS.TEST", "()"]
+    assert setup(parser.parse_args([*base, "OUTPUT_DIR", str(tmp_path / "a")])).SEED == 0
+    assert setup(parser.parse_args(["--seed", "3", *base,
+                                    "OUTPUT_DIR", str(tmp_path / "b")])).SEED == 3
+    assert setup(parser.parse_args(["--seed", "3", *base, "OUTPUT_DIR", str(tmp_path / "c"),
+                                    "SEED", "5"])).SEED == 5
+
+
 def test_authors_command_line_names_build_the_contrast_heads():
     torch.manual_seed(0)
     model = build_model(make_cfg(*DCL, "MODEL.ROI_MASK_HEAD.CONTRAST_LOSS.NUM_SAMPLES", "16"))

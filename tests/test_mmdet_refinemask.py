@@ -149,6 +149,14 @@ def test_loss_option_is_written_into_loss_contrast():
         load_config(str(EMBEDDED), None, ["dcl", "lambda=1"])
 
 
+def test_seed_option_is_written_into_randomness_before_the_cfg_options():
+    from dcl_mmdet.runner_setup import load_config
+
+    assert load_config(str(EMBEDDED), None).randomness.seed == 0  # the config's own
+    assert load_config(str(EMBEDDED), None, None, 3).randomness.seed == 3
+    assert load_config(str(EMBEDDED), {"randomness.seed": 5}, None, 3).randomness.seed == 5
+
+
 # ---------------------------------------------------------------- head shapes
 def test_refinemask_head_stage_shapes_and_contrast_features():
     head = RefineMaskHead(num_classes=3, in_channels=32, instance_channels=32, semantic_channels=16,

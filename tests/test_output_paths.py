@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from analysis import cityscapes_eval, subset, tsne
+from analysis import cityscapes_eval, intervals, subset, tsne
 from analysis.io import check_outputs, write_json_atomic
 from analysis.seg_errors import cli as seg_errors_cli
 from analysis.seg_errors import report
@@ -45,6 +45,9 @@ def _one_line_error(capsys, *needles) -> None:
 # Each CLI with its inputs (I0, I1) and the argument list that names OUT as its output.
 CLIS = {
     "dcl-seg-errors": (seg_errors_cli.main, ["I0", "I1", "-o", "OUT", "-q"], 1),
+    "dcl-seg-errors --matches-out": (seg_errors_cli.main, ["I0", "I1", "--matches-out", "OUT",
+                                                           "-q"], 1),
+    "analysis.intervals --json": (intervals.main, ["I0", "I1", "--json", "OUT"], 1),
     "analysis.subset": (subset.main, ["I1", "I0", "-o", "OUT"], 2),
     "analysis.cityscapes_eval": (cityscapes_eval.main, ["I0", "GTFINE", "I1", "-o", "OUT"], 1),
     "analysis.tsne --json": (tsne.main, ["I0", "I1", "--json", "OUT"], 1),
@@ -122,4 +125,15 @@ def test_dcl_seg_errors_refuses_to_overwrite_the_ground_truth(files, tmp_path):
                            str(g)], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert done.returncode == 1
     assert done.stderr == f"error: {g}: the output is the input {g}; refusing to overwrite it\n"
+    assert _snapshot(tmp_path) == before
+
+
+def test_resample_refuses_its_input_as_output(tmp_path, capsys):
+    from analysis import resample
+
+    m = tmp_path / "matches_val.npz"
+    m.write_bytes(b"not read")
+    before = _snapshot(tmp_path)
+    assert resample.main([str(m), "-o", str(m)]) == 1
+    _one_line_error(capsys, f"{m}: the output is the input")
     assert _snapshot(tmp_path) == before

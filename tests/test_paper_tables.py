@@ -163,11 +163,11 @@ def test_renderers_show_every_cell_and_mark_empty_ones(tmp_path):
     tables = build_tables(plan, tmp_path)
     t1 = next(t for t in tables if t["id"] == "table1")
     md = render_markdown(t1, "embedded")
-    lines = [x for x in md.splitlines() if x.startswith("| λ")]
+    lines = [x for x in md.splitlines() if x.startswith("| λ") and "− baseline" not in x]
     assert len(lines) == len(t1["rows"]) and all(x.count("|") == lines[0].count("|") for x in lines)
     assert "| 36.5 |" in md and EMPTY in md
     tex = render_latex(t1, "embedded")
-    assert tex.count(r"\\") == len(t1["rows"]) + 2 and r"$\lambda$ = 1.2" in tex
+    assert tex.count(r"\\") == len(t1["rows"]) + len(t1["gains"]) + 2 and r"$\lambda$ = 1.2" in tex
     body = "\n".join(x for x in tex.splitlines() if not x.startswith("%"))
     assert "_" not in body.replace(r"\_", "")  # escaped for LaTeX
     png = tmp_path / "x.png"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import json
 import os
 import signal
@@ -67,9 +68,36 @@ def test_embedded_dry_run_plans_every_table_of_the_matrix(tmp_path):
     assert jobs["paper_tables"] == 1 and jobs["report"] == 1
 
 
+def test_seeds_repeat_every_run_beside_the_default_folders(tmp_path):
+    """`seeds: [0, 1]` adds one run per run in {variant}_seed1 with SEED 1 (scored, not
+    resampled: the intervals are seed 0's); seed 0 keeps the default runs, folders and
+    commands."""
+    from paper_tables.experiments import expand
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    default = snakemake(workdir(tmp_path / "a"), "-n", "-p", "--cores", "2").stdout
+    out = snakemake(workdir(tmp_path / "b", seeds=[0, 1]), "-n", "-p", "--cores", "2").stdout
+    plan = expand(yaml.safe_load((REPO / "config.yaml").read_text()), "embedded")
+    jobs = planned_jobs(out)
+    assert jobs["train_detectron2"] + jobs["train_mmdet"] == 2 * len(plan.runs)
+    for run in plan.runs:
+        assert f"results/embedded/{run}/model_final.pth" in default, run
+        assert f"results/embedded/{run}_seed1/model_final.pth" in out, run
+        assert f"results/embedded/{run}_seed1/metrics_val.json" in out, run
+        assert f"results/embedded/{run}_seed1/resampled_matches_val.npz" not in out, run
+    # The run's seed reaches training and prediction as the neutral --seed (the adapters write
+    # it into their configs); the default seed adds nothing to the default commands.
+    assert "--seed 1 --config-file" in out and "--seed 1 --work-dir" in out
+    assert "--seed 1 --predictions-out" in out
+    assert not re.search(r"(train_net|train|predict)\.py [^\n]*--seed ", default)
+    assert "_seed1/" not in default
+
+
 @pytest.mark.parametrize("override, needle", [
     ({"scael": "paper"}, "scael"),
     ({"scale": "papr"}, "papr"),
+    ({"seeds": [1, 2]}, "seeds"),
     ({"experiments": {"table1": {"model": "mask_rcnn", "dataset": "cityscapes",
                                  "rows": [{"dcl": True, "temprature": 0.1}]}}}, "temprature"),
     ({"experiments": {"table1": {"dataset": "cityscapes", "rows": [{"dcl": False}]}}},

@@ -111,7 +111,8 @@ def _delta(after: dict, before: dict) -> dict:
 
 def analyze_errors(gt: Any, dt: Any, *, types: Iterable[str | ErrorType] = DEFAULT_TYPES,
                    mode: str = "paper", iou_threshold: float = DEFAULT_IOU_THRESHOLD,
-                   jobs: int = 1, on_unknown: str = "error", exact: bool = False) -> dict:
+                   jobs: int = 1, on_unknown: str = "error", exact: bool = False,
+                   matches: dict | None = None) -> dict:
     """Delta AP of each segmentation error type (paper Eq. 2) for COCO-format results.
 
     Args:
@@ -131,6 +132,9 @@ def analyze_errors(gt: Any, dt: Any, *, types: Iterable[str | ErrorType] = DEFAU
         on_unknown: ``"error"`` or ``"skip"`` for results with unknown image/category ids.
         exact: build every corrected mask with RLE operations instead of deriving corrected
             IoUs from pixel counts where that is exact (same numbers, slower; for checking).
+        matches: if given, receives the per-image matching of the baseline (``"baseline"``)
+            and of each corrected evaluation (by type name) as
+            :class:`analysis.bootstrap.MatchArrays`, for bootstrap intervals of Delta AP.
 
     Returns:
         dict with ``baseline``, ``corrected``, ``delta`` (12 stats x100 each, see module doc),
@@ -188,6 +192,10 @@ def analyze_errors(gt: Any, dt: Any, *, types: Iterable[str | ErrorType] = DEFAU
         if pool is not None:
             pool.shutdown()
         _SHARED.clear()
+    if matches is not None:
+        from analysis.bootstrap import MatchArrays
+        for name, arrays in zip(["baseline"] + [t.name for t in error_types], inputs):
+            matches[name] = MatchArrays.from_layout(layout, g, *layout.match(*arrays))
     baseline = stats_to_dict(stats[0])
     corrected = {t.name: stats_to_dict(st) for t, st in zip(error_types, stats[1:])}
     delta = {n: _delta(c, baseline) for n, c in corrected.items()}

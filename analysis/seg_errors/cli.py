@@ -47,6 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--skip-unknown", action="store_true",
                     help="skip (and count) predictions whose image_id/category_id is not in "
                          "the ground truth instead of failing")
+    ap.add_argument("--matches-out", metavar="NPZ",
+                    help="also write the per-image matching of the baseline and of each "
+                         "corrected evaluation here (analysis.bootstrap, for intervals; NPZ, "
+                         "atomically; never one of the inputs nor the -o file)")
     ap.add_argument("--quiet", "-q", action="store_true", help="no summary on stdout")
     return ap
 
@@ -55,11 +59,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command; returns the exit status (0 ok, 1 bad input, 2 bad usage)."""
     args = build_parser().parse_args(argv)
     try:
-        check_outputs([args.output], [args.gt, args.dt])
+        check_outputs([args.output, args.matches_out], [args.gt, args.dt])
+        matches = {} if args.matches_out else None
         result = analyze_errors(
             args.gt, args.dt, types=args.types, mode=args.mode,
             iou_threshold=args.iou_threshold, jobs=args.jobs,
-            on_unknown="skip" if args.skip_unknown else "error")
+            on_unknown="skip" if args.skip_unknown else "error", matches=matches)
+        if args.matches_out:
+            from analysis.bootstrap import save_matches
+            save_matches(args.matches_out, matches)
         if args.output:
             write_json_atomic(args.output, result, indent=2)
     except (CocoFormatError, ValueError, OSError) as e:

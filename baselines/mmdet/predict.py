@@ -32,6 +32,8 @@ def parse_args(argv=None):
     parser.add_argument("--predictions-out", required=True, type=Path, metavar="FILE")
     parser.add_argument("--cfg-options", nargs="+", action=DictAction, metavar="KEY=VALUE")
     parser.add_argument("--loss", nargs="+", metavar="NAME|KEY=VALUE", help=LOSS_OPTION_HELP)
+    parser.add_argument("--seed", type=int, metavar="N",
+                        help="the run's seed (randomness.seed); default: the config's")
     parser.add_argument("--launcher", choices=["none", "pytorch", "slurm", "mpi"], default="none")
     return parser.parse_args(argv)
 
@@ -62,7 +64,7 @@ def build_config(args, work_dir: str):
 
     if not args.checkpoint.is_file():
         raise CliError(f"checkpoint not found: {args.checkpoint}")
-    cfg = load_config(args.config, args.cfg_options, args.loss)
+    cfg = load_config(args.config, args.cfg_options, args.loss, args.seed)
     check_contrast_cfg(cfg.model)
     classes, ids = set_dataset(cfg.test_dataloader, args.val_data, "--val-data")
     inputs = [args.config, args.checkpoint, parse_data_arg(args.val_data, "--val-data")[0]]

@@ -47,6 +47,8 @@ def parse_args(argv=None):
                         help="override config keys, e.g. "
                              "train_cfg.max_iters=400")
     parser.add_argument("--loss", nargs="+", metavar="NAME|KEY=VALUE", help=LOSS_OPTION_HELP)
+    parser.add_argument("--seed", type=int, metavar="N",
+                        help="the run's seed (randomness.seed); default: the config's")
     parser.add_argument("--launcher", choices=["none", "pytorch", "slurm", "mpi"], default="none")
     return parser.parse_args(argv)
 
@@ -60,7 +62,7 @@ def build_config(args):
 
     if args.work_dir.exists() and not args.work_dir.is_dir():
         raise CliError(f"--work-dir {args.work_dir} is a file, not a folder")
-    cfg = load_config(args.config, args.cfg_options, args.loss)
+    cfg = load_config(args.config, args.cfg_options, args.loss, args.seed)
     check_contrast_cfg(cfg.model)
     classes, _ = set_dataset(cfg.train_dataloader, args.train_data, "--train-data")
     set_num_classes(cfg, len(classes))

@@ -5,6 +5,7 @@ from shlex import quote
 
 from dcl_core import format_loss_option
 from paper_tables.experiments import ConfigError, expand, run_loss
+from paper_tables.seeds import DEFAULT_SEED, check_seeds, seed_option, seeded_runs
 
 
 def _fail(message):
@@ -22,7 +23,12 @@ try:
 except ConfigError as e:
     _fail(str(e))
 PRESET = config["presets"][SCALE]
-RUNS = list(PLAN.runs)
+# `seeds` repeats every run; the default seed keeps the run's own folder (paper_tables/seeds.py).
+try:
+    SEED_RUNS = seeded_runs(PLAN.runs, check_seeds(config.get("seeds", [DEFAULT_SEED])))
+except ConfigError as e:
+    _fail(str(e))
+RUNS = list(PLAN.runs) + list(SEED_RUNS)
 if not RUNS:
     _fail(f"no experiment row runs at scale {SCALE!r}")
 
@@ -46,13 +52,26 @@ def model_config_file(wildcards):
     return str(REPO / model_cfg(wildcards)["config"])
 
 
+def run_and_seed(wildcards):
+    """(planned run, seed) of a run folder: a `{variant}_seed{s}` folder is its run at seed s,
+    any other folder its own run at the default seed (paper_tables/seeds.py)."""
+    run = f"{wildcards.dataset}/{wildcards.model}/{wildcards.variant}"
+    run, seed = SEED_RUNS.get(run, (run, DEFAULT_SEED))
+    if run not in PLAN.runs:
+        raise WorkflowError(f"{run} is not a run of scale {SCALE!r} (see config.yaml experiments)")
+    return run, seed
+
+
+def seed_words(wildcards):
+    """` --seed s` of a run folder at seed s, shell-quoted; empty at the default seed, so those
+    runs keep their commands (paper_tables.seeds.seed_option)."""
+    return "".join(f" {quote(w)}" for w in seed_option(run_and_seed(wildcards)[1]))
+
+
 def loss_option(wildcards):
     """`--loss ...` of a run's variant, shell-quoted: neutral words that each framework's
     adapter translates into its own config keys (dcl_core.registry)."""
-    run = f"{wildcards.dataset}/{wildcards.model}/{wildcards.variant}"
-    if run not in PLAN.runs:
-        raise WorkflowError(f"{run} is not a run of scale {SCALE!r} (see config.yaml experiments)")
-    words = format_loss_option(run_loss(PLAN.runs[run]))
+    words = format_loss_option(run_loss(PLAN.runs[run_and_seed(wildcards)[0]]))
     return "--loss " + " ".join(quote(w) for w in words)
 
 
@@ -74,8 +93,8 @@ def detectron2_datasets(wildcards):
 
 
 def mmdet_args(wildcards, train=True):
-    """Data paths and --cfg-options (weights, the preset's) of an mmdetection run (training or
-    prediction), shell-quoted."""
+    """Data paths and --cfg-options (weights, the preset's) of an mmdetection run
+    (training or prediction), shell-quoted."""
     m = model_cfg(wildcards)
     d = wildcards.dataset
     args = [f"--val-data={split(d, 'val')['json']}:{split(d, 'val')['images']}"]
@@ -104,14 +123,14 @@ def train_command(wildcards, output, input, resources):
     outdir = quote(str(Path(output.weights).parent))
     if model_cfg(wildcards)["framework"] == "detectron2":
         return (f"python {repo}/baselines/detectron2/train_net.py --resume --num-gpus {gpus}"
-                f" {loss_option(wildcards)} --config-file {config}"
+                f" {loss_option(wildcards)}{seed_words(wildcards)} --config-file {config}"
                 f" {detectron2_datasets(wildcards)} OUTPUT_DIR {outdir} {detectron2_opts(wildcards)}")
     launch, extra = "python", ""
     if gpus > 1:
         launch = f"python -m torch.distributed.run --nproc_per_node={gpus}"
         extra = " --launcher pytorch"
     return (f"{launch} {repo}/baselines/mmdet/train.py {config} {loss_option(wildcards)}"
-            f" --work-dir {outdir} --resume{extra} {mmdet_args(wildcards)}")
+            f"{seed_words(wildcards)} --work-dir {outdir} --resume{extra} {mmdet_args(wildcards)}")
 
 
 def predict_command(wildcards, output, input):
@@ -122,11 +141,11 @@ def predict_command(wildcards, output, input):
     if model_cfg(wildcards)["framework"] == "detectron2":
         eval_dir = quote(str(Path(output[0]).parent / "eval"))
         return (f"python {repo}/baselines/detectron2/train_net.py --eval-only"
-                f" {loss_option(wildcards)} --config-file {config}"
+                f" {loss_option(wildcards)}{seed_words(wildcards)} --config-file {config}"
                 f" {detectron2_datasets(wildcards)} --predictions-out {out} OUTPUT_DIR {eval_dir}"
                 f" {detectron2_opts(wildcards)} MODEL.WEIGHTS {weights}")
     return (f"python {repo}/baselines/mmdet/predict.py {config} {weights}"
-            f" {loss_option(wildcards)} --predictions-out {out} {mmdet_args(wildcards, train=False)}")
+            f" {loss_option(wildcards)}{seed_words(wildcards)} --predictions-out {out} {mmdet_args(wildcards, train=False)}")
 
 
 def run_dir(run):

@@ -59,7 +59,9 @@ rule evaluate:
         data=dataset_inputs,
         predictions=f"{RESULTS}/{{dataset}}/{{model}}/{{variant}}/predictions_{{split}}.json",
     output:
-        f"{RESULTS}/{{dataset}}/{{model}}/{{variant}}/metrics_{{split}}.json",
+        metrics=f"{RESULTS}/{{dataset}}/{{model}}/{{variant}}/metrics_{{split}}.json",
+        # per-image matching of the segm and box evaluations: the bootstrap intervals' input
+        matches=f"{RESULTS}/{{dataset}}/{{model}}/{{variant}}/matches_{{split}}.npz",
     log:
         f"logs/{SCALE}/evaluate/{{dataset}}/{{model}}/{{variant}}_{{split}}.log",
     params:
@@ -68,6 +70,33 @@ rule evaluate:
         "../../envs/detectron2.yaml"
     script:
         "../scripts/evaluate.py"
+
+
+from analysis.bootstrap import DEFAULT_RESAMPLES, DEFAULT_SEED
+
+# config `bootstrap` over the library's defaults: the resample rule and the tables read this.
+BOOTSTRAP = {"resamples": DEFAULT_RESAMPLES, "seed": DEFAULT_SEED, **config.get("bootstrap", {})}
+
+
+rule resample:
+    """The image bootstrap of one matching (evaluate's or the error analysis'): the stats of
+    every resample, for the paper tables' intervals (analysis/resample.py)."""
+    input:
+        f"{RESULTS}/{{dataset}}/{{model}}/{{variant}}/{{matching}}.npz",
+    output:
+        f"{RESULTS}/{{dataset}}/{{model}}/{{variant}}/resampled_{{matching}}.npz",
+    wildcard_constraints:
+        matching=r"(seg_errors_)?matches_[a-z]+",
+    log:
+        f"logs/{SCALE}/resample/{{dataset}}/{{model}}/{{variant}}_{{matching}}.log",
+    conda:
+        "../../envs/detectron2.yaml"
+    params:
+        resamples=BOOTSTRAP["resamples"],
+        seed=BOOTSTRAP["seed"],
+    shell:
+        "python -m analysis.resample {input:q} -o {output:q} --resamples {params.resamples}"
+        " --seed {params.seed} > {log:q} 2>&1"
 
 
 rule evaluate_cityscapes:
@@ -97,7 +126,8 @@ rule seg_errors:
         data=dataset_inputs,
         predictions=f"{RESULTS}/{{dataset}}/{{model}}/{{variant}}/predictions_{{split}}.json",
     output:
-        f"{RESULTS}/{{dataset}}/{{model}}/{{variant}}/seg_errors_{{split}}.json",
+        json=f"{RESULTS}/{{dataset}}/{{model}}/{{variant}}/seg_errors_{{split}}.json",
+        matches=f"{RESULTS}/{{dataset}}/{{model}}/{{variant}}/seg_errors_matches_{{split}}.npz",
     log:
         f"logs/{SCALE}/seg_errors/{{dataset}}/{{model}}/{{variant}}_{{split}}.log",
     threads: 1
@@ -106,7 +136,8 @@ rule seg_errors:
     conda:
         "../../envs/detectron2.yaml"
     shell:
-        "dcl-seg-errors {params.gt:q} {input.predictions:q} -o {output:q} --jobs {threads} > {log:q} 2>&1"
+        "dcl-seg-errors {params.gt:q} {input.predictions:q} -o {output.json:q}"
+        " --matches-out {output.matches:q} --jobs {threads} > {log:q} 2>&1"
 
 
 rule features:

@@ -2,24 +2,35 @@
 # Which run answers each row: paper_tables/experiments.py; what each cell reads:
 # paper_tables/build.py.
 
+from paper_tables.figures import GAIN_FAMILIES
+
 TABLES_DIR = f"{RESULTS}/paper_tables"
 
 
-def row_files(table, kinds):
+def row_files(table, kinds, seeds=False):
     """Files of the runs behind a table's rows: `kinds` among metrics, seg_errors, cost,
-    cityscapes (paper scale on Cityscapes only), features."""
+    cityscapes (paper scale on Cityscapes only), features, and bootstrap (the resampled
+    matchings beside metrics and seg_errors, for the intervals); with `seeds`, those of the
+    rows' runs at every other seed of config `seeds` too."""
     out = []
-    for row in PLAN.tables.get(table, []):
-        if row.run is None:
-            continue
-        d = run_dir(row.run)
+    rows = [(row.run, row.split, row.dataset, True) for row in PLAN.tables.get(table, []) if row.run]
+    if seeds:  # the other seeds' values only: the intervals are the seed-0 run's
+        rows += [(s_run, split, dataset, False) for run, split, dataset, _ in list(rows)
+                 for s_run, (base, _) in SEED_RUNS.items() if base == run]
+    for run, split, dataset, primary in rows:
+        d = run_dir(run)
+        bootstrap = primary and "bootstrap" in kinds
         if "metrics" in kinds:
-            out.append(f"{d}/metrics_{row.split}.json")
+            out.append(f"{d}/metrics_{split}.json")
+            if bootstrap:
+                out.append(f"{d}/resampled_matches_{split}.npz")
         if "seg_errors" in kinds:
-            out.append(f"{d}/seg_errors_{row.split}.json")
+            out.append(f"{d}/seg_errors_{split}.json")
+            if bootstrap:
+                out.append(f"{d}/resampled_seg_errors_matches_{split}.npz")
         if "cost" in kinds:
             out.append(f"{d}/train_cost.json")
-        if "cityscapes" in kinds and row.dataset == "cityscapes":
+        if "cityscapes" in kinds and dataset == "cityscapes":
             out.append(f"{d}/metrics_cityscapes.json")
         if "features" in kinds:
             out.append(f"{d}/features_val.npz")
@@ -43,18 +54,22 @@ rule paper_tables:
     """Every table: Markdown and LaTeX per table, all cells with their sources in tables.json,
     and the sweep curves (Tables 1, 3, 4)."""
     input:
-        [f for t in PAPER_TABLES for f in row_files(t, TABLE_INPUTS.get(t, ("metrics",)))],
+        [f for t in PAPER_TABLES
+         for f in row_files(t, TABLE_INPUTS.get(t, ("metrics",)) + ("bootstrap",), seeds=True)],
         paper=REPO / "paper_tables/paper.yaml",
     output:
         json=f"{TABLES_DIR}/tables.json",
         markdown=[f"{TABLES_DIR}/{t}.md" for t in PAPER_TABLES],
         latex=[f"{TABLES_DIR}/{t}.tex" for t in PAPER_TABLES],
         sweeps=f"{TABLES_DIR}/figures/sweeps.png",
+        gains=[f"{TABLES_DIR}/figures/{f}.png" for f in GAIN_FAMILIES],
     log:
         f"logs/{SCALE}/report/paper_tables.log",
     params:
         results=RESULTS,
         scale=SCALE,
+        seed_runs=SEED_RUNS,
+        bootstrap=BOOTSTRAP,
     conda:
         "../../envs/detectron2.yaml"
     script:
@@ -97,7 +112,7 @@ rule figure4:
         " --figure {output.figure:q} --json {output.json:q} > {log:q} 2>&1"
 
 
-FIGURES = [f"{TABLES_DIR}/figures/sweeps.png"]
+FIGURES = [f"{TABLES_DIR}/figures/sweeps.png"] + [f"{TABLES_DIR}/figures/{f}.png" for f in GAIN_FAMILIES]
 if "figure2" in PLAN.tables:
     FIGURES.append(f"{TABLES_DIR}/figures/figure2_seg_errors.png")
 if "figure4" in PLAN.tables:

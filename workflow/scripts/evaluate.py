@@ -1,8 +1,10 @@
-"""Score a run's COCO-format predictions on a split (pycocotools segm and bbox, x100)."""
+"""Score a run's COCO-format predictions on a split (pycocotools segm and bbox, x100), and keep
+each evaluation's per-image matching for the bootstrap intervals (analysis.bootstrap)."""
 
 import logging
 import sys
 
+from analysis.bootstrap import MatchArrays, save_matches
 from analysis.coco_eval import evaluate_bbox, evaluate_segm
 from analysis.coco_format import load_ground_truth
 from analysis.io import read_json, write_json_atomic
@@ -13,7 +15,8 @@ sys.stderr = open(snakemake.log[0], "a")
 gt_file = snakemake.params.gt
 gt = load_ground_truth(gt_file)  # loaded once for the segm and the box evaluation
 predictions = read_json(snakemake.input.predictions)  # read once: counted and scored
-segm = evaluate_segm(gt, predictions)
+evals = {}
+segm = evaluate_segm(gt, predictions, evals=evals)
 stats, per_class = segm.stats, segm.per_class
 logging.info("segm stats x100: %s", stats)
 result = {"segm": stats, "per_class": per_class,
@@ -22,5 +25,6 @@ result = {"segm": stats, "per_class": per_class,
 # Box AP (Tables 1-4 report it) when every prediction carries a box, as detectors' do; no
 # prediction at all scores as an all-miss box evaluation too.
 if all("bbox" in p for p in predictions):
-    result["bbox"] = evaluate_bbox(gt, predictions)
-write_json_atomic(snakemake.output[0], result, indent=2)
+    result["bbox"] = evaluate_bbox(gt, predictions, evals=evals)
+save_matches(snakemake.output.matches, {k: MatchArrays.from_cocoeval(ev) for k, ev in evals.items()})
+write_json_atomic(snakemake.output.metrics, result, indent=2)

@@ -1,4 +1,5 @@
-"""Every table of the paper beside the measured runs: Markdown, LaTeX, tables.json, sweep curves."""
+"""Every table of the paper beside the measured runs, with bootstrap intervals, seed spread and
+verdicts: Markdown, LaTeX, tables.json, sweep curves and gain figures."""
 
 import sys
 from pathlib import Path
@@ -6,8 +7,9 @@ from pathlib import Path
 from analysis.io import write_json_atomic, write_text_atomic
 from paper_tables.build import build_tables
 from paper_tables.experiments import expand
-from paper_tables.figures import plot_sweeps
+from paper_tables.figures import plot_gains, plot_sweeps
 from paper_tables.render import render_latex, render_markdown
+from paper_tables.uncertainty import Bootstrap, add_uncertainty
 
 sys.stderr = open(snakemake.log[0], "w")
 config, scale = snakemake.config, snakemake.params.scale
@@ -24,11 +26,16 @@ def describe_scale(table_id):
     return [f"Scale `{scale}`: " + "; ".join(parts) + "."]
 
 
-tables = build_tables(plan, Path(snakemake.params.results), describe_scale=describe_scale)
+results = Path(snakemake.params.results)
+tables = build_tables(plan, results, describe_scale=describe_scale)
+add_uncertainty(tables, Bootstrap(results, **snakemake.params.bootstrap),
+                seed_runs=snakemake.params.seed_runs, scale=scale)
 by_id = {t["id"]: t for t in tables}
 for md in snakemake.output.markdown:
     write_text_atomic(md, render_markdown(by_id[Path(md).stem], scale))
 for tex in snakemake.output.latex:
     write_text_atomic(tex, render_latex(by_id[Path(tex).stem], scale))
 plot_sweeps(tables, snakemake.output.sweeps, scale)
+for path in snakemake.output.gains:
+    plot_gains(tables, path, Path(path).stem, scale)
 write_json_atomic(snakemake.output.json, {"scale": scale, "tables": tables}, indent=1)

@@ -96,11 +96,15 @@ def build_checkpointer(model, cfg, save_dir: str = "") -> ResumableCheckpointer:
 
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """The project's flags beside detectron2's: ``--dataset NAME=JSON:IMAGE_ROOT`` (repeatable)
-    and ``--loss NAME [KEY=VALUE ...]`` (dcl_core's neutral loss option). Returns ``parser``."""
+    """The project's flags beside detectron2's: ``--dataset NAME=JSON:IMAGE_ROOT`` (repeatable),
+    ``--loss NAME [KEY=VALUE ...]`` (dcl_core's neutral loss option) and ``--seed N`` (written
+    into ``cfg.SEED``). Returns ``parser``."""
     parser.add_argument("--dataset", action="append", default=[], metavar="NAME=JSON:IMAGE_ROOT",
                         help="register a COCO-format dataset (repeatable)")
     parser.add_argument("--loss", nargs="+", metavar="NAME|KEY=VALUE", help=LOSS_OPTION_HELP)
+    parser.add_argument("--seed", type=int, metavar="N",
+                        help="the run's seed (cfg.SEED: initial weights, data order, flips, "
+                             "DCL's pixel sampling); default: the config's")
     return parser
 
 
@@ -108,7 +112,7 @@ def setup(args):
     """The frozen config of ``args`` (``config_file``, ``loss``, ``opts``, ``dataset``), after
     detectron2's ``default_setup`` (logging, the resolved config saved to ``OUTPUT_DIR``).
 
-    Order: the config file, then ``--loss``, then the ``KEY VALUE`` overrides; the classes come
+    Order: the config file, then ``--loss`` and ``--seed``, then the ``KEY VALUE`` overrides; the classes come
     from the training ``--dataset``. A user error exits with one ``error: ...`` line.
     """
     from dcl_data import DatasetError
@@ -131,6 +135,8 @@ def setup(args):
             apply_loss_settings(cfg, parse_loss_option(args.loss))
         except (TypeError, ValueError) as e:
             raise SystemExit(f"error: --loss: {e}") from None
+    if getattr(args, "seed", None) is not None:
+        cfg.SEED = args.seed
     try:
         opts, more = translate_official_opts(args.opts, cfg.MODEL.SPARSE_INST.MATCHER.ALPHA)
         cfg.merge_from_list(opts)

@@ -16,9 +16,11 @@ class CliError(Exception):
     """A user error worth one line on stderr (bad path, config or option)."""
 
 
-def load_config(path: str, options: Optional[dict], loss: Optional[Sequence[str]] = None):
+def load_config(path: str, options: Optional[dict], loss: Optional[Sequence[str]] = None,
+                seed: Optional[int] = None):
     """Read an mmengine config file, write the ``--loss`` words into it
-    (:func:`dcl_mmdet.contrast.apply_loss_settings`), then merge ``--cfg-options``.
+    (:func:`dcl_mmdet.contrast.apply_loss_settings`) and ``--seed`` into ``randomness.seed``,
+    then merge ``--cfg-options``.
 
     Raises:
         CliError: the file is missing or does not parse, bad ``--loss`` words, or an option
@@ -41,6 +43,8 @@ def load_config(path: str, options: Optional[dict], loss: Optional[Sequence[str]
             apply_loss_settings(cfg, parse_loss_option(loss))
         except (TypeError, ValueError) as e:
             raise CliError(f"--loss: {e}") from None
+    if seed is not None:
+        cfg.randomness = dict(cfg.get("randomness", {}), seed=int(seed))
     if options:
         try:
             cfg.merge_from_dict(options)

@@ -56,18 +56,24 @@ class _Points(torch.utils.data.Dataset):
 
 def _mmengine_run(work_dir: Path, max_iters: int = 4, hook: str = "DurableCheckpointHook"):
     """A real mmengine training (toy model) that saves iter_2.pth, iter_4.pth, ..."""
+    from mmengine.registry import DefaultScope
     from mmengine.runner import Runner
 
     import dcl_mmdet  # noqa: F401  (registers the hook)
 
-    runner = Runner(
-        model=_Tiny(), work_dir=str(work_dir), train_cfg=dict(by_epoch=False, max_iters=max_iters),
-        train_dataloader=dict(dataset=_Points(), batch_size=2, collate_fn=dict(type="default_collate"),
-                              sampler=dict(type="DefaultSampler", shuffle=False)),
-        optim_wrapper=dict(optimizer=dict(type="SGD", lr=0.01)),
-        default_hooks=dict(checkpoint=dict(type=hook, interval=2, by_epoch=False)),
-        default_scope="mmengine")
-    runner.train()
+    # The Runner makes "mmengine" the process-wide default scope; restoring the scopes on exit
+    # keeps later tests' mmdet builds (MODELS.build) in their own registry.
+    with DefaultScope.overwrite_default_scope("mmengine"):
+        runner = Runner(
+            model=_Tiny(), work_dir=str(work_dir),
+            train_cfg=dict(by_epoch=False, max_iters=max_iters),
+            train_dataloader=dict(dataset=_Points(), batch_size=2,
+                                  collate_fn=dict(type="default_collate"),
+                                  sampler=dict(type="DefaultSampler", shuffle=False)),
+            optim_wrapper=dict(optimizer=dict(type="SGD", lr=0.01)),
+            default_hooks=dict(checkpoint=dict(type=hook, interval=2, by_epoch=False)),
+            default_scope="mmengine")
+        runner.train()
 
 
 @pytest.fixture(scope="module")

@@ -95,16 +95,18 @@ def build_checkpointer(model, cfg, save_dir: str = "") -> ResumableCheckpointer:
     return ResumableCheckpointer(model, save_dir=save_dir, cfg=cfg)
 
 
-def add_run_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+def add_run_arguments(parser: argparse.ArgumentParser, *, seed: bool = True) -> argparse.ArgumentParser:
     """The project's flags beside detectron2's: ``--dataset NAME=JSON:IMAGE_ROOT`` (repeatable),
     ``--loss NAME [KEY=VALUE ...]`` (dcl_core's neutral loss option) and ``--seed N`` (written
-    into ``cfg.SEED``). Returns ``parser``."""
+    into ``cfg.SEED``; left out with ``seed=False`` for scripts that train nothing and give
+    ``--seed`` another meaning, as the feature dump's pixel draws). Returns ``parser``."""
     parser.add_argument("--dataset", action="append", default=[], metavar="NAME=JSON:IMAGE_ROOT",
                         help="register a COCO-format dataset (repeatable)")
     parser.add_argument("--loss", nargs="+", metavar="NAME|KEY=VALUE", help=LOSS_OPTION_HELP)
-    parser.add_argument("--seed", type=int, metavar="N",
-                        help="the run's seed (cfg.SEED: initial weights, data order, flips, "
-                             "DCL's pixel sampling); default: the config's")
+    if seed:
+        parser.add_argument("--seed", dest="run_seed", type=int, metavar="N",
+                            help="the run's seed (cfg.SEED: initial weights, data order, flips, "
+                                 "DCL's pixel sampling); default: the config's")
     return parser
 
 
@@ -135,8 +137,8 @@ def setup(args):
             apply_loss_settings(cfg, parse_loss_option(args.loss))
         except (TypeError, ValueError) as e:
             raise SystemExit(f"error: --loss: {e}") from None
-    if getattr(args, "seed", None) is not None:
-        cfg.SEED = args.seed
+    if getattr(args, "run_seed", None) is not None:
+        cfg.SEED = args.run_seed
     try:
         opts, more = translate_official_opts(args.opts, cfg.MODEL.SPARSE_INST.MATCHER.ALPHA)
         cfg.merge_from_list(opts)

@@ -311,7 +311,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Mask-head features at fg/bg pixels of gt RoIs (paper Figure 4)")
     parser.add_argument("--config-file", required=True, metavar="FILE", help="detectron2 config")
-    add_run_arguments(parser)
+    add_run_arguments(parser, seed=False)
     parser.add_argument("--out", required=True, metavar="FILE.npz", help="output file")
     parser.add_argument("--pixels-per-roi", type=int, default=DEFAULT_PIXELS_PER_ROI,
                         help="fg and bg pixels per RoI, each (default: %(default)s)")

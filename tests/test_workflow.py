@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import re
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from paper_tables.figures import GAIN_FAMILIES
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -177,12 +179,24 @@ def test_smoke_workflow_end_to_end_and_resume_after_kill(tmp_path):
     assert "not run at this scale" in table1 and "\\begin{tabular}" in (out / "table1.tex").read_text()
     tables = json.loads((out / "tables.json").read_text())["tables"]
     assert {t["id"] for t in tables} == {"table1", "table8", "table9"}
-    for name in ("sweeps", "figure2_seg_errors", "figure4_tsne"):
+    # Every measured AP cell has its bootstrap interval, every AP gain its paired interval and
+    # a verdict (issue 14); at smoke scale the runs are real, so the intervals are not empty.
+    t1 = next(t for t in tables if t["id"] == "table1")
+    measured = [c for r in t1["rows"] if r["run"] and not r["paper_only"]
+                for c in r["cells"].values() if c.get("measured") is not None]
+    assert measured and all(len(c["ci95"]) == 2 for c in measured)
+    gains = [c for g in t1["gains"] if g["unit"] == "AP" for c in g["cells"].values()
+             if c.get("measured") is not None]
+    assert gains and all(len(c["ci95"]) == 2 for c in gains)
+    assert {c["verdict"] for c in gains if c.get("paper") is not None} <= {
+        "reproduced", "not reproduced", "inconclusive"}
+    figures = ("sweeps", "figure2_seg_errors", "figure4_tsne", *GAIN_FAMILIES)
+    for name in figures:
         assert (out / f"figures/{name}.png").stat().st_size > 0
     report = (wd / "results/smoke/report.html").read_text()
     for title in ("Table 1: loss weight lambda", "Table 8", "Table 9", "Figure 2", "Figure 4"):
         assert title in report, title
-    assert report.count("data:image/png;base64,") == 3
+    assert report.count("data:image/png;base64,") == len(figures)
     again = snakemake(wd, "--cores", "2")
     assert "Nothing to be done" in again.stdout + again.stderr
 

@@ -25,11 +25,12 @@ import collections
 import os
 import pickle
 from dataclasses import dataclass
-from typing import Any, Dict, Iterable, Mapping, Sequence, Tuple
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 __all__ = ["CheckpointMismatch", "FitReport", "UNREADABLE", "WeightsFileError", "check_fit",
            "check_plain_pickle", "compare_state_dicts", "numpy_globals", "read_state_dict",
-           "refusal_reason"]
+           "refusal_reason", "resume_candidates"]
 
 Shape = Tuple[int, ...]
 
@@ -55,8 +56,6 @@ def read_state_dict(path) -> dict:
         WeightsFileError: ``<path>: file not found``, ``<path>: not a readable PyTorch
             checkpoint (...)`` or ``<path>: expected a state dict of tensors``.
     """
-    from pathlib import Path
-
     import torch
 
     path = Path(path)
@@ -175,6 +174,19 @@ def compare_state_dicts(model_state: Mapping[str, Shape], ckpt_state: Mapping[st
 
 # What loading raises on a truncated, empty, garbled, vanished or code-carrying weights file.
 UNREADABLE = (OSError, EOFError, RuntimeError, ValueError, pickle.UnpicklingError)
+
+
+def resume_candidates(folder: str | os.PathLike, tagged: Optional[str]) -> List[str]:
+    """The checkpoints a resumed run tries, in order: ``tagged`` (the file the run's tag names,
+    or None), then every other ``*.pth`` of ``folder``, newest first (by modification time).
+
+    One policy for detectron2 (:class:`dcl_detectron2.checkpoint.ResumableCheckpointer`) and
+    mmdetection (:func:`dcl_mmdet.checkpoint.resume_checkpoint`); each loads the candidates its
+    own way and takes the first that loads.
+    """
+    others = sorted((p for p in Path(folder).glob("*.pth") if p.is_file()),
+                    key=lambda p: p.stat().st_mtime_ns, reverse=True)
+    return ([tagged] if tagged else []) + [str(p) for p in others if str(p) != tagged]
 
 
 def refusal_reason(error: BaseException, limit: int = 200) -> str:

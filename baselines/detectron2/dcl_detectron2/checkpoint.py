@@ -35,14 +35,14 @@ import logging
 import os
 import pickle
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Optional
 
 from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.config import CfgNode as CN
 
 from analysis.io import atomic_path
 from dcl_data.weights import (UNREADABLE, CheckpointMismatch, check_fit, check_plain_pickle,
-                              refusal_reason)
+                              refusal_reason, resume_candidates)
 
 __all__ = ["PROJECT_NEW", "ResumableCheckpointer", "add_weights_check_config",
            "check_resnet_convention", "enforce_strict_loading"]
@@ -223,18 +223,12 @@ class ResumableCheckpointer(DetectionCheckpointer):
             return None, f"{TAG} is empty"
         return os.path.join(self.save_dir, name), ""
 
-    def _candidates(self, tagged: Optional[str]) -> List[str]:
-        others = sorted((p for p in Path(self.save_dir).glob("*.pth") if p.is_file()),
-                        key=lambda p: p.stat().st_mtime_ns, reverse=True)
-        found = [tagged] if tagged else []
-        return found + [str(p) for p in others if str(p) != tagged]
-
     def resume_or_load(self, path: str, *, resume: bool = True) -> Dict[str, Any]:
         if not resume:
             return super().resume_or_load(path, resume=False)
         tagged, problem = self._tagged()
         skipped = [problem] if problem else []
-        for candidate in self._candidates(tagged):
+        for candidate in resume_candidates(self.save_dir, tagged):
             try:
                 checkpoint = self._load_file(candidate)
             except UNREADABLE as e:

@@ -40,7 +40,7 @@ from mmengine.registry import HOOKS
 from analysis.io import atomic_path, write_text_atomic
 from dcl_data.weights import (UNREADABLE, CheckpointMismatch, WeightsFileError, check_fit,
                               compare_state_dicts, numpy_globals, read_state_dict,
-                              refusal_reason)
+                              refusal_reason, resume_candidates)
 
 from .runner_setup import CliError
 
@@ -122,10 +122,7 @@ def resume_checkpoint(work_dir: os.PathLike | str) -> Tuple[Optional[str], Optio
             tagged = str(work_dir / Path(name).name)
         else:
             skipped.append(f"{TAG} is empty")
-    others = sorted((p for p in work_dir.glob("*.pth") if p.is_file()),
-                    key=lambda p: p.stat().st_mtime_ns, reverse=True)
-    candidates = ([tagged] if tagged else []) + [str(p) for p in others if str(p) != tagged]
-    for candidate in candidates:
+    for candidate in resume_candidates(work_dir, tagged):
         error = checkpoint_error(candidate)
         if error is None:
             warning = (f"resume: skipped {'; '.join(skipped)}; resuming from {candidate}"

@@ -1,12 +1,16 @@
 # Dense Contrastive Loss for Instance Segmentation (BMVC 2022): from data to paper tables.
 #   snakemake --cores all                 embedded scale (default): real data, CPU, minutes
 #   snakemake --cores all --config scale=paper --profile profiles/slurm   the paper's runs on a cluster
+from pathlib import Path
+
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
 
 
-configfile: "config.yaml"
+# A config.yaml in the working directory (--directory DIR) overrides the checkout's, so a
+# preflight or test directory can carry its own; otherwise the checkout's is read.
+configfile: "config.yaml" if Path("config.yaml").is_file() else f"{workflow.basedir}/config.yaml"
 
 
 validate(config, "workflow/schemas/config.schema.yaml")

@@ -15,6 +15,10 @@ rule train_detectron2:
         model=models_of("detectron2"),
     log:
         f"logs/{SCALE}/train/{{dataset}}/{{model}}/{{variant}}.log",
+    # Snakemake's own record of the job: wall seconds and peak RSS (max_rss, MB), whatever the
+    # framework logs; the preflight's per-job cost table reads it.
+    benchmark:
+        f"benchmarks/{SCALE}/train/{{dataset}}/{{model}}/{{variant}}.tsv"
     threads: PRESET["threads"]
     resources:
         gpu=PRESET["gpus"],

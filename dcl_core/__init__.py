@@ -7,6 +7,8 @@ the module from the loss's settings (:class:`DCLSettings`, the one home of the d
 the training CLIs read from the neutral ``--loss`` option (:mod:`dcl_core.registry`).
 """
 
+from .contrastmask import ContrastMaskLoss, nonlocal_enhance
+from .contrastmask_settings import ContrastMaskSettings
 from .infonce import info_nce, l2_normalize
 from .loss import DenseContrastiveLoss
 from .registry import LOSSES, NO_LOSS, build_loss, format_loss_option, loss_settings, parse_loss_option
@@ -14,6 +16,8 @@ from .sampling import SampledPixels, sample_pixels
 from .settings import DCLSettings
 
 __all__ = [
+    "ContrastMaskLoss",
+    "ContrastMaskSettings",
     "DCLSettings",
     "DenseContrastiveLoss",
     "LOSSES",
@@ -25,5 +29,6 @@ __all__ = [
     "SampledPixels",
     "info_nce",
     "l2_normalize",
+    "nonlocal_enhance",
     "sample_pixels",
 ]

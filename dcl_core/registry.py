@@ -19,6 +19,8 @@ from typing import Any, Mapping, Optional, Sequence
 
 from torch import nn
 
+from .contrastmask import ContrastMaskLoss
+from .contrastmask_settings import ContrastMaskSettings
 from .loss import DenseContrastiveLoss
 from .settings import DCLSettings
 
@@ -44,6 +46,7 @@ class LossEntry:
 
 LOSSES: dict[str, LossEntry] = {
     DCLSettings.name: LossEntry(DCLSettings, DenseContrastiveLoss),
+    ContrastMaskSettings.name: LossEntry(ContrastMaskSettings, ContrastMaskLoss),
 }
 
 

@@ -11,7 +11,8 @@ from .contrastmask import ContrastMaskLoss, nonlocal_enhance
 from .contrastmask_settings import ContrastMaskSettings
 from .infonce import info_nce, l2_normalize
 from .loss import DenseContrastiveLoss
-from .registry import LOSSES, NO_LOSS, build_loss, format_loss_option, loss_settings, parse_loss_option
+from .registry import (LOSS_SEPARATOR, LOSSES, NO_LOSS, build_loss, format_loss_option, loss_settings,
+                       losses_variant_name, parse_loss_option, parse_losses)
 from .sampling import SampledPixels, sample_pixels
 from .settings import DCLSettings
 
@@ -21,11 +22,14 @@ __all__ = [
     "DCLSettings",
     "DenseContrastiveLoss",
     "LOSSES",
+    "LOSS_SEPARATOR",
     "NO_LOSS",
     "build_loss",
     "format_loss_option",
     "loss_settings",
+    "losses_variant_name",
     "parse_loss_option",
+    "parse_losses",
     "SampledPixels",
     "info_nce",
     "l2_normalize",

@@ -21,6 +21,8 @@ from .sampling import _check_count
 
 __all__ = ["ContrastMaskLoss", "contrastmask_term", "nonlocal_enhance"]
 
+_COS_EPS = 1e-8  # F.cosine_similarity's, which the official code calls
+
 
 def nonlocal_enhance(x: torch.Tensor) -> torch.Tensor:
     """The parameter-free non-local block ``enhance_op`` (sample_utils.py:L8-19; reference A.2.5).
@@ -281,9 +283,17 @@ class ContrastMaskLoss(nn.Module):
             return shared.expand(r, -1)
 
         def similarity(q: torch.Tensor) -> torch.Tensor:
-            q = q.unsqueeze(1)  # [R, 1, E]
-            keys = embeddings - q if s.shift_keys else embeddings
-            return F.cosine_similarity(q, keys, dim=2)  # [R, P]
+            # F.cosine_similarity's value (each norm clamped at 1e-8) with the dot product as a
+            # batched matrix product: cosine_similarity's backward over [R, P, E] dominated the
+            # step on a CPU. q . (k - q) = q . k - |q|^2.
+            dot = torch.bmm(embeddings, q.unsqueeze(2)).squeeze(2)  # [R, P]
+            q_norm = torch.linalg.vector_norm(q, dim=1, keepdim=True)  # [R, 1]
+            if s.shift_keys:
+                dot = dot - q_norm.square()
+                k_norm = torch.linalg.vector_norm(embeddings - q.unsqueeze(1), dim=2)
+            else:
+                k_norm = torch.linalg.vector_norm(embeddings, dim=2)
+            return dot / (q_norm.clamp_min(_COS_EPS) * k_norm.clamp_min(_COS_EPS))
 
         sim_fg, sim_bg = similarity(query(query_fg)), similarity(query(query_bg))
         easy_pos, easy_neg, hard_pos, hard_neg = (

@@ -6,10 +6,10 @@ same elliptical masks; one step is forward + backward of the loss alone, paramet
 encoder and projector). The median of ``--repeats`` timed steps after ``--warmup`` untimed ones
 is reported per loss, and the ratio to DCL.
 
-    OMP_NUM_THREADS=1 python bench/bench_contrastmask_loss.py --threads 1 --rois 64 \
+    OMP_NUM_THREADS=1 python -m bench.bench_contrastmask_loss --threads 1 --rois 64 \
         --channels 128 --out bench_contrastmask.json
     # a narrower contrastive head:
-    python bench/bench_contrastmask_loss.py --contrastmask embed_channels=64 num_encoder_convs=2
+    python -m bench.bench_contrastmask_loss --contrastmask embed_channels=64 num_encoder_convs=1
 
 ``--contrastmask KEY=VALUE ...`` sets ContrastMaskSettings (the CLI's ``--loss`` words); the
 loss is always built with ``detach_features=False`` so both losses send gradients to the
@@ -19,7 +19,6 @@ features (the same-baseline comparison's setting).
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 

@@ -50,11 +50,12 @@ def test_paper_dry_run_through_the_cluster_profile_plans_every_job_with_gpus(tmp
     out = snakemake(wd, "-n", "--profile", str(REPO / "profiles/slurm"), "all", OCC, *MINI).stdout
     jobs = planned_jobs(out)
     plan = expand(yaml.safe_load((wd / "config.yaml").read_text()), "paper")
-    # Every training of every table: the sweeps of Tables 1-4, Tables 5-7's models, supp.
-    assert len(plan.runs) == 30
+    # Every training of every table: the sweeps of Tables 1-4, Tables 5-7's models, supp., and
+    # the same-baseline comparison's two ContrastMask runs.
+    assert len(plan.runs) == 32
     for run in plan.runs:
         assert f"results/paper/{run}/model_final.pth" in out, run
-    assert jobs["train_detectron2"] + jobs["train_mmdet"] == 30 and jobs["train_mmdet"] == 2
+    assert jobs["train_detectron2"] + jobs["train_mmdet"] == 32 and jobs["train_mmdet"] == 2
     assert {k: jobs[k] for k in ("cityscapes_coco_json", "occ_split_coco", "mini_coco",
                                  "paper_tables", "figure2", "figure4", "report")} == \
         {"cityscapes_coco_json": 1, "occ_split_coco": 1, "mini_coco": 1, "paper_tables": 1,

@@ -59,8 +59,9 @@ def test_embedded_dry_run_plans_every_table_of_the_matrix(tmp_path):
     out = snakemake(wd, "-n", "--cores", "2").stdout
     jobs = planned_jobs(out)
     plan = expand(yaml.safe_load((wd / "config.yaml").read_text()), "embedded")
-    # Four models, with and without DCL, and the Mask R-CNN sweep points of Tables 1-4 + supp.
-    assert len(plan.runs) == 13
+    # Four models, with and without DCL, the Mask R-CNN sweep points of Tables 1-4 + supp., and
+    # the same-baseline comparison's ContrastMask and DCL + ContrastMask runs.
+    assert len(plan.runs) == 15
     assert jobs["train_detectron2"] + jobs["train_mmdet"] == len(plan.runs)
     for run in plan.runs:
         assert f"results/embedded/{run}/model_final.pth" in out, run
@@ -223,3 +224,24 @@ def test_train_net_fails_fast_on_a_config_key_typo(tmp_path):
     assert result.returncode != 0
     assert "TEMPERATUR" in result.stderr.strip().splitlines()[-1]
     assert "Traceback" not in result.stderr
+
+
+def test_same_baseline_runs_are_planned_with_both_losses_on_the_command_line(tmp_path):
+    """The same-baseline comparison adds exactly two trainings per scale (ContrastMask's loss,
+    DCL + ContrastMask's), each given its losses as neutral --loss words; its baseline and DCL
+    rows are Table 1's runs, and its tables and their inputs are planned."""
+    cm = "contrastmask_w0.1_te0.3_th0.7_s0.3_enc1_c64_grad_noramp"
+    out = snakemake(workdir(tmp_path), "-n", "-p", "--cores", "2").stdout
+    run = "results/embedded/embedded/mask_rcnn_r18_fpn"
+    for variant in (cm, f"dcl_w1.2_t0.07_k32+{cm}"):
+        assert f"{run}/{variant}/model_final.pth" in out
+        assert f"{run}/{variant}/seg_errors_val.json" in out
+        assert f"{run}/{variant}/train_cost.json" in out
+    words = ("contrastmask loss_weight=0.1 easy_temperature=0.3 hard_temperature=0.7 "
+             "sample_ratio=0.3 min_pixels=5 cam_threshold=0.1 num_encoder_convs=1 "
+             "num_projector_layers=3 embed_channels=64 detach_features=False")
+    assert f"--loss {words}" in out
+    assert re.search(r"--loss dcl [^\n]*roi_selection=first \+ " + re.escape(words), out)
+    for table in ("same_baseline", "same_baseline_errors", "same_baseline_cost"):
+        assert f"results/embedded/paper_tables/{table}.md" in out
+    assert "results/embedded/paper_tables/figures/gains_same_baseline.png" in out

@@ -9,6 +9,8 @@ import torch
 
 from dcl_core.cac import (CACLoss, CACProjectionHead, CACWeightBranch, reduce_classes,
                           select_anchors, weighted_contrast)
+from dcl_core.cac_roi import CACMaskLoss, CACSettings
+from dcl_core.registry import LOSSES, build_loss, format_loss_option, parse_loss_option
 
 # ---------------------------------------------------------------------------------------------
 # Independent reference: the official algorithm, written the plain way.
@@ -327,7 +329,7 @@ def test_no_qualifying_class_gives_an_exact_zero_with_a_graph():
     emb, labels, seg, wl = make_semantic(0)
     emb = emb.requires_grad_()
     out = CACLoss(threshold=1000)(emb, labels, seg, wl)
-    assert float(out) == 0.0 and out.grad_fn is not None
+    assert float(out.detach()) == 0.0 and out.grad_fn is not None
     out.backward()
     assert torch.equal(emb.grad, torch.zeros_like(emb))
 
@@ -387,3 +389,128 @@ def test_projection_head_and_weight_branch():
     assert x.grad is None  # the stop-gradient: the weight branch never reaches its input
     z.sum().backward()
     assert x.grad is not None
+
+
+# ---------------------------------------------------------------------------------------------
+# Binary RoI form (mask head)
+# ---------------------------------------------------------------------------------------------
+
+
+def make_rois(seed, r=5, c=8, h=10, w=10):
+    g = torch.Generator().manual_seed(seed)
+    features = torch.randn(r, c, h, w, generator=g)
+    masks = torch.rand(r, h, w, generator=g) < torch.rand(r, 1, 1, generator=g) * 0.8 + 0.1
+    masks[0] = True  # fg only: the bg slot of the official reduction dilutes this RoI
+    logits = torch.randn(r, h, w, generator=g) * 2 + (masks.float() - 0.5)
+    return features, masks, logits
+
+
+def reference_roi(module, features, masks, logits):
+    """The official rule per RoI (its own budget), fg/bg classes, sigmoid probabilities as
+    picking probabilities and confidences; mean over RoIs with anchors."""
+    s = module.settings
+    features, masks, logits = features[: s.max_rois], masks[: s.max_rois], logits[: s.max_rois]
+    r, _, h, w = features.shape
+    z = torch.nn.functional.normalize(module.projection(features).flatten(2), dim=1)
+    labels = masks.reshape(r, -1).long()
+    p = torch.sigmoid(logits.reshape(r, -1))
+    prob = torch.stack([1 - p, p], 2)
+    pred = (p > 0.5).long()
+    losses = []
+    for i in range(r):
+        picked = reference_pick(labels[i:i + 1], prob[i:i + 1], pred[i:i + 1],
+                                max_sample=s.max_anchors, threshold=s.threshold)
+        if not picked:
+            continue
+        px = [q for _, q in picked]
+        y = [int(labels[i, q]) for q in px]
+        per = reference_contrast([z[i, :, q].tolist() for q in px], y,
+                                 [prob[i, q].tolist() for q in px], s.temperature,
+                                 s.base_temperature, s.positive_normalizer)
+        losses.append(reference_reduce(per, y, s.class_reduction))
+    return sum(losses) / len(losses) * s.loss_weight if losses else 0.0
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("settings", [
+    dict(max_anchors=64, threshold=32),
+    dict(max_anchors=20, threshold=15),       # the per-RoI budget binds: n_view = 10
+    dict(max_anchors=64, threshold=32, max_rois=3, class_reduction="present"),
+    dict(max_anchors=30, threshold=20, positive_normalizer="weight", loss_weight=0.4),
+])
+def test_roi_form_matches_the_per_roi_loop(seed, settings, one_thread):
+    features, masks, logits = make_rois(seed)
+    module = CACMaskLoss(8, CACSettings(**settings))
+    got = module(features, masks, logits)
+    with torch.no_grad():
+        want = reference_roi(module, features, masks, logits)
+    assert module.last_num_anchors > 0
+    assert float(got.detach()) == pytest.approx(want, rel=1e-4, abs=1e-6)
+
+
+def test_roi_form_gradients_and_confidence_detach():
+    features, masks, logits = make_rois(1)
+    for detach, logit_grad in ((True, False), (False, True)):
+        f, l = features.clone().requires_grad_(), logits.clone().requires_grad_()
+        module = CACMaskLoss(8, CACSettings(detach_confidence=detach))
+        module(f, masks, l).backward()
+        assert f.grad.abs().sum() > 0 and torch.isfinite(f.grad).all()
+        assert module.projection.conv.weight.grad.abs().sum() > 0
+        assert (l.grad is not None and l.grad.abs().sum() > 0) == logit_grad
+
+
+def test_roi_form_without_anchors_is_an_exact_zero():
+    features, masks, logits = make_rois(0, h=5, w=5)  # 25 px per RoI, never > 32 per class
+    features.requires_grad_()
+    module = CACMaskLoss(8)
+    out = module(features, masks, logits)
+    assert float(out.detach()) == 0.0 and out.grad_fn is not None
+    out.backward()
+    assert module.projection.conv.weight.grad is not None
+    empty = module(features[:0], masks[:0], logits[:0])
+    assert float(empty.detach()) == 0.0 and module.last_num_rois == 0
+
+
+@pytest.mark.parametrize("change,error,match", [
+    (lambda f, m, l: (f, m, None), ValueError, "CAC needs mask_logits"),
+    (lambda f, m, l: (f, m.float(), l), TypeError, "gt_masks must be a bool"),
+    (lambda f, m, l: (f, m, l.long()), TypeError, "mask_logits must be a floating"),
+    (lambda f, m, l: (f[:, :4], m, l), ValueError, "built with channels=8"),
+    (lambda f, m, l: (f, m, l[:, :3]), ValueError, "disagree in R, H or W"),
+    (lambda f, m, l: (f, m, l[None]), ValueError, "expected features"),
+])
+def test_roi_form_bad_inputs_raise_one_line_errors(change, error, match):
+    with pytest.raises(error, match=match) as info:
+        CACMaskLoss(8)(*change(*make_rois(0)))
+    assert "\n" not in str(info.value)
+
+
+def test_settings_registry_and_loss_option_round_trip():
+    assert LOSSES["cac"].settings is CACSettings and LOSSES["cac"].module is CACMaskLoss
+    default = CACSettings()
+    assert (default.loss_weight, default.temperature, default.base_temperature) == (0.1, 0.1, 0.07)
+    assert default.variant_name() == "cac_w0.1_t0.1"
+    changed = parse_loss_option(["cac", "loss_weight=0.4", "class_reduction=present",
+                                 "detach_confidence=False", "max_rois=None"])
+    assert changed == CACSettings(loss_weight=0.4, class_reduction="present",
+                                  detach_confidence=False, max_rois=None)
+    assert changed.variant_name() == ("cac_w0.4_t0.1_max_roisall_class_reductionpresent"
+                                      "_detach_confidenceFalse")
+    assert parse_loss_option(format_loss_option(changed)) == changed
+    assert CACSettings.from_mapping(changed.to_mapping()) == changed
+    assert build_loss(CACSettings(loss_weight=0), 8) is None
+    assert isinstance(build_loss(default, 8), CACMaskLoss)
+
+
+@pytest.mark.parametrize("mapping,error,match", [
+    ({"num_samples": 3}, ValueError, "unknown key"),
+    ({"temperature": -1}, ValueError, "temperature must be finite and > 0"),
+    ({"max_anchors": 0}, ValueError, "max_anchors must be >= 1"),
+    ({"threshold": 1.5}, TypeError, "threshold must be an int"),
+    ({"class_reduction": "sum"}, ValueError, "class_reduction must be one of"),
+    ({"detach_confidence": "yes"}, TypeError, "detach_confidence must be a bool"),
+])
+def test_settings_errors_are_one_line(mapping, error, match):
+    with pytest.raises(error, match=match) as info:
+        CACSettings.from_mapping(mapping)
+    assert "\n" not in str(info.value)

@@ -48,7 +48,12 @@ from .cac import (ANCHOR_PICKINGS, CACLoss, CACProjectionHead, CLASS_REDUCTIONS,
 from .infonce import l2_normalize
 from .sampling import _check_count
 
-__all__ = ["CACMaskLoss", "CACSettings"]
+__all__ = ["CACMaskLoss", "CACSettings", "PROJECTED_PIXELS"]
+
+# "all": project the whole RoI map, so the projection's batch norm sees every pixel (the
+# official head projects the whole feature map); "anchors": project the picked pixels only
+# (batch statistics over the anchors; ~HW / anchors times less projection work).
+PROJECTED_PIXELS = ("all", "anchors")
 
 _OFFICIAL = {name: p.default for name, p in inspect.signature(CACLoss).parameters.items()}
 
@@ -70,6 +75,9 @@ class CACSettings:
         max_rois: the first this many RoIs take part (None = all; DCL's cap, for the same
             comparison).
         projection_channels: D of :class:`CACProjectionHead` (official 256).
+        projected_pixels: ``"all"`` (default, the official full-map projection) or
+            ``"anchors"`` (:data:`PROJECTED_PIXELS`; the batch norm's statistics then come
+            from the anchors only, and the projection costs ~HW / anchors times less).
         anchor_picking, hard_pixels, class_reduction, positive_normalizer, detach_keys: as
             :class:`dcl_core.cac.CACLoss` (official defaults, alternatives there).
         detach_confidence: detach the mask logits where they weight the pairs (default: the
@@ -88,6 +96,7 @@ class CACSettings:
     threshold: int = 32
     max_rois: Optional[int] = 100
     projection_channels: int = 256
+    projected_pixels: str = "all"
     anchor_picking: str = _OFFICIAL["anchor_picking"]
     hard_pixels: str = _OFFICIAL["hard_pixels"]
     class_reduction: str = _OFFICIAL["class_reduction"]
@@ -105,7 +114,8 @@ class CACSettings:
             "max_rois": None if self.max_rois is None else _check_count("max_rois", self.max_rois),
             "projection_channels": _check_count("projection_channels", self.projection_channels),
         }
-        for key, choices in (("anchor_picking", ANCHOR_PICKINGS), ("hard_pixels", HARD_PIXELS),
+        for key, choices in (("projected_pixels", PROJECTED_PIXELS),
+                             ("anchor_picking", ANCHOR_PICKINGS), ("hard_pixels", HARD_PIXELS),
                              ("class_reduction", CLASS_REDUCTIONS),
                              ("positive_normalizer", POSITIVE_NORMALIZERS)):
             _check_choice(key, getattr(self, key), choices)
@@ -162,7 +172,8 @@ class CACMaskLoss(nn.Module):
     semantic form is in the module docstring.
 
     Per call: keep the first ``max_rois`` RoIs; project the features (:class:`CACProjectionHead`,
-    on the whole map, so its batch norm sees every RoI pixel, as the official head does);
+    on the whole map, so its batch norm sees every RoI pixel, as the official head does, or
+    with ``projected_pixels="anchors"`` on the anchors only);
     label pixels fg/bg from ``gt_masks``; take p = sigmoid(mask_logits) as the class
     probability (picking) and the confidence (pair weights); pick anchors per RoI with
     :func:`dcl_core.cac.select_anchors` (``budget="group"``); contrast the anchors of each RoI
@@ -256,8 +267,8 @@ class CACMaskLoss(nn.Module):
             generator: optional ``torch.Generator`` for ``anchor_picking="random"``.
 
         Returns:
-            0-dim float32 tensor; exactly 0 with a ``grad_fn`` when no RoI has a class with
-            more than ``threshold`` pixels (including R = 0).
+            0-dim float32 tensor; exactly 0 with a ``grad_fn`` when fewer than 2 anchors are
+            picked (no RoI has a class with more than ``threshold`` pixels, or R = 0).
 
         Raises:
             ValueError: ``mask_logits`` missing, wrong ranks, disagreeing shapes or devices,
@@ -274,8 +285,8 @@ class CACMaskLoss(nn.Module):
         self.last_num_anchors = 0
         if r == 0:
             return _zero_like_inputs(features, mask_logits, module=self) * self.loss_weight
-        weight = self.projection.conv.weight
-        z = self.projection(features.to(weight.dtype))  # [R, D, H, W]
+        dtype = self.projection.conv.weight.dtype
+        z = self.projection(features.to(dtype)) if s.projected_pixels == "all" else None
         labels = gt_masks.reshape(r, h * w).long()
         logit = mask_logits.reshape(r, h * w).float()
         fg = torch.sigmoid(logit)
@@ -286,15 +297,22 @@ class CACMaskLoss(nn.Module):
             hard_pixels=s.hard_pixels, generator=generator)
         n = picked.pixel.numel()
         self.last_num_anchors = n
-        if n == 0:
-            return _zero_like_inputs(features, mask_logits, z, module=self) * self.loss_weight
+        if n < 2:  # one anchor has no pair: its loss is exactly 0 (and batch norm needs 2)
+            zero = _zero_like_inputs(features, mask_logits, module=self)
+            return (zero if z is None else zero + z.sum() * 0.0) * self.loss_weight
         # Anchors come grouped by RoI: slot = rank within the RoI, M = the largest count.
         per_roi = torch.bincount(picked.group, minlength=r)
         start = torch.cumsum(per_roi, 0) - per_roi
         slot = torch.arange(n, device=features.device) - start[picked.group]
         m = int(per_roi.max())
-        d = z.shape[1]
-        emb = l2_normalize(z.reshape(r, d, h * w)[picked.group, :, picked.pixel].float())
+        if z is None:
+            # The N anchors as an N x 1 image: the 1x1 convs act per pixel, the norm over N.
+            picked_features = features.reshape(r, c, h * w)[picked.group, :, picked.pixel]
+            emb = self.projection(picked_features.to(dtype).T[None, :, :, None])[0, :, :, 0].T
+        else:
+            emb = z.reshape(r, z.shape[1], h * w)[picked.group, :, picked.pixel]
+        emb = l2_normalize(emb.float())  # [N, D]
+        d = emb.shape[1]
         conf = prob[picked.group, picked.pixel]  # [N, 2]
         if s.detach_confidence:
             conf = conf.detach()

@@ -410,19 +410,32 @@ def reference_roi(module, features, masks, logits):
     picking probabilities and confidences; mean over RoIs with anchors."""
     s = module.settings
     features, masks, logits = features[: s.max_rois], masks[: s.max_rois], logits[: s.max_rois]
-    r, _, h, w = features.shape
-    z = torch.nn.functional.normalize(module.projection(features).flatten(2), dim=1)
+    r, c, h, w = features.shape
     labels = masks.reshape(r, -1).long()
     p = torch.sigmoid(logits.reshape(r, -1))
     prob = torch.stack([1 - p, p], 2)
     pred = (p > 0.5).long()
+    picks = [[q for _, q in reference_pick(labels[i:i + 1], prob[i:i + 1], pred[i:i + 1],
+                                          max_sample=s.max_anchors, threshold=s.threshold)]
+             for i in range(r)]
+    if s.projected_pixels == "all":
+        z = module.projection(features).flatten(2)
+    else:  # the anchors of every RoI projected together: one batch-norm population
+        flat = features.flatten(2)
+        columns = [flat[i, :, q] for i in range(r) for q in picks[i]]
+        projected = module.projection(torch.stack(columns, 1)[None, :, :, None])[0, :, :, 0]
+        z = torch.zeros(r, projected.shape[0], h * w)
+        j = 0
+        for i in range(r):
+            for q in picks[i]:
+                z[i, :, q] = projected[:, j]
+                j += 1
+    z = torch.nn.functional.normalize(z, dim=1)
     losses = []
     for i in range(r):
-        picked = reference_pick(labels[i:i + 1], prob[i:i + 1], pred[i:i + 1],
-                                max_sample=s.max_anchors, threshold=s.threshold)
-        if not picked:
+        px = picks[i]
+        if not px:
             continue
-        px = [q for _, q in picked]
         y = [int(labels[i, q]) for q in px]
         per = reference_contrast([z[i, :, q].tolist() for q in px], y,
                                  [prob[i, q].tolist() for q in px], s.temperature,
@@ -437,6 +450,7 @@ def reference_roi(module, features, masks, logits):
     dict(max_anchors=20, threshold=15),       # the per-RoI budget binds: n_view = 10
     dict(max_anchors=64, threshold=32, max_rois=3, class_reduction="present"),
     dict(max_anchors=30, threshold=20, positive_normalizer="weight", loss_weight=0.4),
+    dict(max_anchors=64, threshold=32, projected_pixels="anchors"),
 ])
 def test_roi_form_matches_the_per_roi_loop(seed, settings, one_thread):
     features, masks, logits = make_rois(seed)
@@ -459,10 +473,11 @@ def test_roi_form_gradients_and_confidence_detach():
         assert (l.grad is not None and l.grad.abs().sum() > 0) == logit_grad
 
 
-def test_roi_form_without_anchors_is_an_exact_zero():
+@pytest.mark.parametrize("projected", ["all", "anchors"])
+def test_roi_form_without_anchors_is_an_exact_zero(projected):
     features, masks, logits = make_rois(0, h=5, w=5)  # 25 px per RoI, never > 32 per class
     features.requires_grad_()
-    module = CACMaskLoss(8)
+    module = CACMaskLoss(8, CACSettings(projected_pixels=projected))
     out = module(features, masks, logits)
     assert float(out.detach()) == 0.0 and out.grad_fn is not None
     out.backward()
@@ -509,6 +524,7 @@ def test_settings_registry_and_loss_option_round_trip():
     ({"threshold": 1.5}, TypeError, "threshold must be an int"),
     ({"class_reduction": "sum"}, ValueError, "class_reduction must be one of"),
     ({"detach_confidence": "yes"}, TypeError, "detach_confidence must be a bool"),
+    ({"projected_pixels": "map"}, ValueError, "projected_pixels must be one of"),
 ])
 def test_settings_errors_are_one_line(mapping, error, match):
     with pytest.raises(error, match=match) as info:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import time
@@ -35,10 +34,11 @@ for _path in (os.path.dirname(os.path.abspath(__file__)),
     if _path not in sys.path:
         sys.path.insert(0, _path)
 
-from bench_dcl_loss import make_masks, time_step  # noqa: E402
+from bench_dcl_loss import (check_run_arguments, make_masks, time_step,  # noqa: E402
+                            write_records)
 
-from analysis.io import write_json_atomic  # noqa: E402
-from dcl_core import CACLoss, CACMaskLoss, CACSettings, DCLSettings, DenseContrastiveLoss  # noqa: E402
+from dcl_core import (CACLoss, CACMaskLoss, CACSettings, DCLSettings,  # noqa: E402
+                      DenseContrastiveLoss)
 
 
 def _step(module, inputs, leaf, cpu_ms: List[float]):
@@ -117,11 +117,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--out", default=None, help="JSON output path")
     args = parser.parse_args(argv)
-    if args.repeats < 1 or args.warmup < 0 or min(args.rois) < 1:
-        parser.error("--repeats and every --rois must be >= 1, --warmup >= 0")
-    for dev in args.device:
-        if torch.device(dev).type == "cuda" and not torch.cuda.is_available():
-            parser.error(f"--device {dev}: CUDA is not available on this machine")
+    check_run_arguments(parser, args)
     return args
 
 
@@ -147,12 +143,7 @@ def main(argv=None) -> int:
               f"{rec['median_ms']:>10.2f}{rec['q1_ms']:>9.2f}-{rec['q3_ms']:<8.2f}{ratio:>8}"
               f"{rec['cpu_median_ms']:>10.2f}{cpu_ratio:>8}")
     if args.out:
-        env = {"torch": torch.__version__, "python": platform.python_version(),
-               "threads": torch.get_num_threads(), "machine": platform.machine(),
-               "omp_num_threads": os.environ.get("OMP_NUM_THREADS")}
-        write_json_atomic(args.out, indent=2, obj={"environment": env, "argv": sys.argv[1:],
-                                                   "records": records})
-        print(f"wrote {args.out}")
+        write_records(args.out, records)
     return 0
 
 

@@ -35,7 +35,6 @@ number after the learning rate in a config name).
 
 from __future__ import annotations
 
-import math
 import numbers
 from typing import Callable, NamedTuple, Optional
 
@@ -45,6 +44,7 @@ from torch import nn
 
 from .infonce import l2_normalize
 from .sampling import _check_count
+from .settings import _check_real
 
 __all__ = [
     "ANCHOR_PICKINGS",
@@ -83,20 +83,10 @@ def _check_choice(name: str, value, choices: tuple) -> str:
     return value
 
 
-def _check_positive(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be finite and > 0, got {value}")
-    return float(value)
-
-
-def _check_finite(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value}")
-    return float(value)
+def _check_one_device(*tensors: torch.Tensor) -> None:
+    devices = {t.device for t in tensors}
+    if len(devices) != 1:
+        raise ValueError(f"inputs must be on one device, got {sorted(map(str, devices))}")
 
 
 class AnchorSelection(NamedTuple):
@@ -180,7 +170,10 @@ def select_anchors(
     g_count, p_count = labels.shape
     k = num_classes
     device = labels.device
-    valid = torch.ones_like(labels, dtype=torch.bool) if ignore_index is None else labels != ignore_index
+    if ignore_index is None:
+        valid = torch.ones_like(labels, dtype=torch.bool)
+    else:
+        valid = labels != ignore_index
     bad = valid & ((labels < 0) | (labels >= k))
     if bool(bad.any()):
         value = int(labels[bad][0])
@@ -424,14 +417,15 @@ class CACLoss(nn.Module):
         detach_keys: bool = False,
     ) -> None:
         super().__init__()
-        self.loss_weight = _check_finite("loss_weight", loss_weight)
-        self.temperature = _check_positive("temperature", temperature)
-        self.base_temperature = _check_positive("base_temperature", base_temperature)
+        self.loss_weight = _check_real("loss_weight", loss_weight, positive=False)
+        self.temperature = _check_real("temperature", temperature, positive=True)
+        self.base_temperature = _check_real("base_temperature", base_temperature, positive=True)
         self.max_sample = _check_count("max_sample", max_sample)
         self.threshold = _check_count("threshold", threshold)
         if ignore_index is not None and (isinstance(ignore_index, bool)
                                          or not isinstance(ignore_index, numbers.Integral)):
-            raise TypeError(f"ignore_index must be an int or None, got {type(ignore_index).__name__}")
+            raise TypeError("ignore_index must be an int or None, got "
+                            f"{type(ignore_index).__name__}")
         self.ignore_index = ignore_index
         self.anchor_picking = _check_choice("anchor_picking", anchor_picking, ANCHOR_PICKINGS)
         self.hard_pixels = _check_choice("hard_pixels", hard_pixels, HARD_PIXELS)
@@ -471,9 +465,7 @@ class CACLoss(nn.Module):
                 f"embeddings {tuple(embeddings.shape)}, labels {tuple(labels.shape)}, seg_logits "
                 f"{tuple(seg_logits.shape)} and weight_logits {tuple(weight_logits.shape)} "
                 "disagree in B, K or (h, w)")
-        devices = {t.device for t in (embeddings, labels, seg_logits, weight_logits)}
-        if len(devices) != 1:
-            raise ValueError(f"inputs must be on one device, got {sorted(map(str, devices))}")
+        _check_one_device(embeddings, labels, seg_logits, weight_logits)
 
     def forward(
         self,
@@ -585,7 +577,7 @@ class CACWeightBranch(nn.Module):
         c = _check_count("in_channels", in_channels)
         hidden = c if channels is None else _check_count("channels", channels)
         ks = _check_count("kernel_size", kernel_size)
-        self.loss_factor = _check_finite("loss_factor", loss_factor)
+        self.loss_factor = _check_real("loss_factor", loss_factor, positive=False)
         self.conv = nn.Conv2d(c, hidden, ks, padding=ks // 2, bias=norm_layer is None)
         self.norm = norm_layer(hidden) if norm_layer is not None else nn.Identity()
         self.classifier = nn.Conv2d(hidden, _check_count("num_classes", num_classes), 1)

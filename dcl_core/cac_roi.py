@@ -36,17 +36,18 @@ official code's), read from its signature, so each value has one home.
 from __future__ import annotations
 
 import inspect
-from dataclasses import asdict, dataclass, fields
-from typing import Any, ClassVar, Mapping, Optional
+from dataclasses import dataclass
+from typing import ClassVar, Optional
 
 import torch
 from torch import nn
 
 from .cac import (ANCHOR_PICKINGS, CACLoss, CACProjectionHead, CLASS_REDUCTIONS, HARD_PIXELS,
-                  POSITIVE_NORMALIZERS, _check_choice, _check_finite, _check_positive,
-                  _zero_like_inputs, reduce_classes, select_anchors, weighted_contrast)
+                  POSITIVE_NORMALIZERS, _check_choice, _check_one_device, _zero_like_inputs,
+                  reduce_classes, select_anchors, weighted_contrast)
 from .infonce import l2_normalize
 from .sampling import _check_count
+from .settings import LossSettings, _check_real
 
 __all__ = ["CACMaskLoss", "CACSettings", "PROJECTED_PIXELS"]
 
@@ -59,7 +60,7 @@ _OFFICIAL = {name: p.default for name, p in inspect.signature(CACLoss).parameter
 
 
 @dataclass(frozen=True)
-class CACSettings:
+class CACSettings(LossSettings):
     """Settings of the CAC loss on the mask head (:class:`CACMaskLoss`), the loss ``"cac"`` of
     :data:`dcl_core.registry.LOSSES`.
 
@@ -106,9 +107,10 @@ class CACSettings:
 
     def __post_init__(self) -> None:
         checked = {
-            "loss_weight": _check_finite("loss_weight", self.loss_weight),
-            "temperature": _check_positive("temperature", self.temperature),
-            "base_temperature": _check_positive("base_temperature", self.base_temperature),
+            "loss_weight": _check_real("loss_weight", self.loss_weight, positive=False),
+            "temperature": _check_real("temperature", self.temperature, positive=True),
+            "base_temperature": _check_real("base_temperature", self.base_temperature,
+                                            positive=True),
             "max_anchors": _check_count("max_anchors", self.max_anchors),
             "threshold": _check_count("threshold", self.threshold),
             "max_rois": None if self.max_rois is None else _check_count("max_rois", self.max_rois),
@@ -124,33 +126,6 @@ class CACSettings:
                 raise TypeError(f"{key} must be a bool, got {type(getattr(self, key)).__name__}")
         for key, value in checked.items():
             object.__setattr__(self, key, value)
-
-    @classmethod
-    def keys(cls) -> tuple[str, ...]:
-        """The setting names, in declaration order."""
-        return tuple(f.name for f in fields(cls))
-
-    @classmethod
-    def from_mapping(cls, mapping: Mapping[str, Any]) -> "CACSettings":
-        """Settings from a plain mapping; missing keys take the defaults.
-
-        Raises:
-            ValueError: an unknown key (``unknown key(s) [...]; known: [...]``), or a bad value.
-            TypeError: a value of the wrong type.
-        """
-        unknown = sorted(set(mapping) - set(cls.keys()))
-        if unknown:
-            raise ValueError(f"unknown key(s) {unknown}; known: {sorted(cls.keys())}")
-        return cls(**mapping)
-
-    def to_mapping(self) -> dict:
-        """The settings as a plain dict (every key, declaration order)."""
-        return asdict(self)
-
-    @property
-    def enabled(self) -> bool:
-        """False for lambda = 0: no loss is built."""
-        return self.loss_weight != 0
 
     def variant_name(self) -> str:
         """The run folder's variant: ``cac_w0.1_t0.1``, then one ``_<key><value>`` per setting
@@ -245,9 +220,7 @@ class CACMaskLoss(nn.Module):
         if c != self.channels:
             raise ValueError(f"features have C={c} channels {tuple(features.shape)} but the "
                              f"loss was built with channels={self.channels}")
-        devices = {t.device for t in (features, gt_masks, mask_logits)}
-        if len(devices) != 1:
-            raise ValueError(f"inputs must be on one device, got {sorted(map(str, devices))}")
+        _check_one_device(features, gt_masks, mask_logits)
 
     def forward(
         self,

@@ -18,9 +18,10 @@ reuses the functions)::
                  seg_logits [B, K, h, w] float, weight_logits [B, K, h, w] float,
                  generator=None) -> 0-dim float32 tensor
     CACProjectionHead(in_channels, channels=256, norm_layer=nn.BatchNorm2d)   # x -> z
-    CACWeightBranch(in_channels, num_classes, channels=None, norm_layer=nn.BatchNorm2d,
-                    loss_factor=1.5)                                         # x -> logits
-    select_anchors(labels [G, P] int64, class_prob [G, P] float, pred [G, P] int64, ...)
+    CACWeightBranch(in_channels, num_classes, channels=None, kernel_size=1,
+                    norm_layer=nn.BatchNorm2d, loss_factor=1.5)   # x -> logits, x detached
+    select_anchors(labels [G, P] int64, class_prob [G, P, K] float, pred [G, P] int64,
+                   num_classes, *, max_sample, threshold, budget="total", ...)
         -> AnchorSelection(group [N], pixel [N], label [N], cls [N])
     weighted_contrast(embeddings [Q, M, D], labels [Q, M], confidences [Q, M, K],
                       valid [Q, M], ...) -> [Q, M] per-anchor loss
@@ -30,7 +31,8 @@ reuses the functions)::
 Defaults are the official code's, with the Cityscapes configs' sorted picking (the class
 default is random picking; every config sets ``hard_sort_hardmining=easy_sort_hardmining=True``)
 and the class default ``loss_weight=0.1`` (the configs set 0.4 HRNet-Cityscapes, 0.6 OCRNet; the
-number after the learning rate in a config name).
+number after the learning rate in a config name). The warm-up (weight 0 for the first 5000
+iterations) is the framework's: it sets ``CACLoss.loss_weight``.
 """
 
 from __future__ import annotations

@@ -9,6 +9,8 @@ the training CLIs read from the neutral ``--loss`` option (:mod:`dcl_core.regist
 
 from .contrastmask import ContrastMaskLoss, nonlocal_enhance
 from .contrastmask_settings import ContrastMaskSettings
+from .cac import CACLoss, CACProjectionHead, CACWeightBranch
+from .cac_roi import CACMaskLoss, CACSettings
 from .infonce import info_nce, l2_normalize
 from .loss import DenseContrastiveLoss
 from .registry import (LOSS_SEPARATOR, LOSSES, NO_LOSS, build_loss, format_loss_option, loss_settings,
@@ -36,3 +38,4 @@ __all__ = [
     "nonlocal_enhance",
     "sample_pixels",
 ]
+__all__ += ["CACLoss", "CACMaskLoss", "CACProjectionHead", "CACSettings", "CACWeightBranch"]

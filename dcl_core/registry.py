@@ -28,6 +28,7 @@ from torch import nn
 
 from .contrastmask import ContrastMaskLoss
 from .contrastmask_settings import ContrastMaskSettings
+from .cac_roi import CACMaskLoss, CACSettings
 from .loss import DenseContrastiveLoss
 from .settings import DCLSettings
 
@@ -57,6 +58,7 @@ class LossEntry:
 LOSSES: dict[str, LossEntry] = {
     DCLSettings.name: LossEntry(DCLSettings, DenseContrastiveLoss),
     ContrastMaskSettings.name: LossEntry(ContrastMaskSettings, ContrastMaskLoss),
+    CACSettings.name: LossEntry(CACSettings, CACMaskLoss),
 }
 
 

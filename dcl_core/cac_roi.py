@@ -162,12 +162,17 @@ class CACMaskLoss(nn.Module):
     Attributes:
         projection: the :class:`CACProjectionHead` (``projection.*`` in the state_dict); it
             serves the loss only, so it adds no inference cost.
-        last_num_rois: int, RoIs after the cap in the last call; last_num_anchors: int, anchors.
+        last_num_rois: int, RoIs after the cap in the last call; last_num_anchors: int, anchors;
+        last_num_valid: int64 0-dim tensor on the features' device, the RoIs with an anchor (the
+        ones averaged over), read by the adapters' monitors as DCL's.
 
     Raises:
         TypeError: ``settings`` is not a :class:`CACSettings`; ValueError / TypeError: bad
             ``channels``.
     """
+
+    # Mask heads pass each RoI's gt-class mask logits to a loss that declares this.
+    uses_mask_logits = True
 
     def __init__(self, channels: int, settings: Optional[CACSettings] = None) -> None:
         super().__init__()
@@ -180,6 +185,7 @@ class CACMaskLoss(nn.Module):
         self.projection = CACProjectionHead(self.channels, settings.projection_channels)
         self.last_num_rois: int = 0
         self.last_num_anchors: int = 0
+        self.last_num_valid: torch.Tensor = torch.zeros((), dtype=torch.int64)
 
     @classmethod
     def from_settings(cls, settings: CACSettings, channels: int) -> "CACMaskLoss":
@@ -256,6 +262,7 @@ class CACMaskLoss(nn.Module):
         r, c, h, w = features.shape
         self.last_num_rois = r
         self.last_num_anchors = 0
+        self.last_num_valid = torch.zeros((), dtype=torch.int64, device=features.device)
         if r == 0:
             return _zero_like_inputs(features, mask_logits, module=self) * self.loss_weight
         dtype = self.projection.conv.weight.dtype
@@ -270,6 +277,7 @@ class CACMaskLoss(nn.Module):
             hard_pixels=s.hard_pixels, generator=generator)
         n = picked.pixel.numel()
         self.last_num_anchors = n
+        self.last_num_valid = (torch.bincount(picked.group, minlength=r) > 0).sum()
         if n < 2:  # one anchor has no pair: its loss is exactly 0 (and batch norm needs 2)
             zero = _zero_like_inputs(features, mask_logits, module=self)
             return (zero if z is None else zero + z.sum() * 0.0) * self.loss_weight

@@ -337,3 +337,23 @@ def test_mask_logits_reach_a_loss_that_asks_for_them():
     inst.gt_classes = torch.tensor([1, 0])
     full = torch.arange(2 * 2 * 4).float().reshape(2, 2, 2, 2)
     assert torch.equal(roi_mask_logits(full, [inst]), torch.stack([full[0, 1], full[1, 0]]))
+
+
+def test_cac_on_the_mask_head_gets_the_gt_class_mask_logits_and_trains():
+    """CAC (dcl_core.cac_roi) as a third loss: its node, its key, the mask logits it needs."""
+    from dcl_core import CACMaskLoss, parse_losses
+
+    torch.manual_seed(0)
+    cfg = apply_loss_settings(make_cfg(), parse_losses(["cac", "projection_channels=16"]))
+    assert cfg.MODEL.ROI_MASK_HEAD.CAC_LOSS.ENABLED and not cfg.MODEL.ROI_MASK_HEAD.CONTRASTMASK_LOSS.ENABLED
+    model = build_model(cfg).train()
+    head = model.roi_heads.mask_head
+    assert head.contrast_loss is None and isinstance(head.extra_losses["cac"], CACMaskLoss)
+    seen = {}
+    head.extra_losses["cac"].register_forward_pre_hook(
+        lambda module, args, kwargs: seen.update(logits=kwargs.get("mask_logits")), with_kwargs=True)
+    losses, _ = train_step(model, batch())
+    assert torch.isfinite(losses["loss_cac"])
+    assert seen["logits"] is not None and seen["logits"].shape[1:] == (28, 28)
+    grads = [p.grad for p in head.extra_losses["cac"].parameters()]
+    assert any(g is not None and g.abs().sum() > 0 for g in grads)

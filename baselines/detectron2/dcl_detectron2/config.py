@@ -3,7 +3,8 @@
 This module alone knows how dcl_core's neutral loss settings are spelt in a detectron2 config:
 DCL's ``CONTRAST_LOSS`` node (the authors' names; declared here, for Mask R-CNN's mask head and
 for SparseInst), one node per other registered loss on Mask R-CNN's mask head
-(``MODEL.ROI_MASK_HEAD.CONTRASTMASK_LOSS``: ``ENABLED`` and each setting's name upper-cased),
+(``MODEL.ROI_MASK_HEAD.CONTRASTMASK_LOSS``, ``CAC_LOSS``: ``ENABLED`` and each setting's name
+upper-cased),
 the modules built from them, and the ``--loss`` option of the training CLIs (one loss or
 several, :func:`dcl_core.parse_losses`) written into a config.
 """
@@ -16,7 +17,7 @@ from torch import nn
 
 from detectron2.config import CfgNode as CN
 
-from dcl_core import ContrastMaskSettings, DCLSettings, build_loss, loss_settings
+from dcl_core import CACSettings, ContrastMaskSettings, DCLSettings, build_loss, loss_settings
 
 __all__ = ["EXTRA_LOSS_NODES", "add_dcl_config", "apply_loss_settings", "contrast_loss_from_node",
            "contrast_loss_node", "extra_loss_node", "extra_losses_from_cfg",
@@ -24,7 +25,7 @@ __all__ = ["EXTRA_LOSS_NODES", "add_dcl_config", "apply_loss_settings", "contras
 
 # Registered losses besides DCL that Mask R-CNN's mask head takes: name -> its node under
 # MODEL.ROI_MASK_HEAD.
-EXTRA_LOSS_NODES = {ContrastMaskSettings.name: "CONTRASTMASK_LOSS"}
+EXTRA_LOSS_NODES = {ContrastMaskSettings.name: "CONTRASTMASK_LOSS", CACSettings.name: "CAC_LOSS"}
 
 # dcl_core setting -> CONTRAST_LOSS key (the authors' names).
 _KEYS = {

@@ -135,6 +135,6 @@ class ContrastConvUpsampleHead(MaskRCNNConvUpsampleHead):
                 roi_logits = roi_mask_logits(logits, instances)
             for key, module in pixel_losses.items():
                 uses = getattr(module, "uses_mask_logits", False)
-                losses[key] = (module(features, gt_masks, roi_logits) if uses
+                losses[key] = (module(features, gt_masks, mask_logits=roi_logits) if uses
                                else module(features, gt_masks))
         return losses

@@ -5,7 +5,7 @@
 #   convs, 1 cls conv, 2 reg convs, average-pooled; no FC);
 # - a class-agnostic FCN mask head fed by the CAM and the contrastive branch (ContrastMaskHead);
 # - the contrastive branch on a second, detached 28x28 RoIAlign (contrast_roi_extractor), its
-#   loss dcl_core's ContrastMaskLoss with the official settings (loss_contrast: lambda 0.1,
+#   loss dcl_core's ContrastMaskLoss with the official settings (loss_contrastmask: lambda 0.1,
 #   tau 0.3 / 0.7, sigma 0.3, 8-conv encoder, 3-layer projector, the code's quirks);
 # - mask BCE only on base-class ground-truth-box RoIs (ContrastMaskRoIHead, mask_train_rois);
 # - instances flagged is_novel by CocoPartialDataset(novel=...) and the partial pipeline.
@@ -33,7 +33,7 @@ model = dict(
             contrast_size=28,
             # dcl_core.ContrastMaskSettings; {} = the official values. loss_weight 0: no
             # contrastive branch (the official "w/o CL" ablation).
-            loss_contrast=dict())))
+            loss_contrastmask=dict())))
 
 train_pipeline = [
     dict(type='LoadImageFromFile'),

@@ -1,4 +1,4 @@
-"""ContrastMask's loss in mmdet configs: ``loss_contrast=dict(...)`` of ``ContrastMaskHead``.
+"""ContrastMask's loss in mmdet configs: ``loss_contrastmask=dict(...)`` of ``ContrastMaskHead``.
 
 The loss itself (its encoder, projector, query/key sampling and the four InfoNCE-style terms)
 is :class:`dcl_core.contrastmask.ContrastMaskLoss`, framework-free; this module only turns the
@@ -24,7 +24,7 @@ def build_contrastmask_loss(cfg: Optional[Mapping], channels: int) -> Optional[n
         channels: C of the contrastive RoI features.
 
     Raises:
-        ValueError / TypeError: an unknown key or a bad value, prefixed ``loss_contrast:``.
+        ValueError / TypeError: an unknown key or a bad value, prefixed ``loss_contrastmask:``.
     """
     if cfg is None:
         return None
@@ -34,5 +34,5 @@ def build_contrastmask_loss(cfg: Optional[Mapping], channels: int) -> Optional[n
     try:
         settings = ContrastMaskSettings.from_mapping(dict(cfg))
     except (TypeError, ValueError) as e:
-        raise type(e)(f"loss_contrast: {e}") from None
+        raise type(e)(f"loss_contrastmask: {e}") from None
     return build_loss(settings, channels)

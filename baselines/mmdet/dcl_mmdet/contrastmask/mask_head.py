@@ -15,7 +15,7 @@ reference A.2 items 4-6):
    gradient (the mask loss trains the box head's classification convs through it);
 5. the standard FCN mask head (4 convs, deconv, class-agnostic logits) follows.
 
-Steps 1-3 run at training AND test time. With ``loss_contrast`` off (``loss_weight`` 0) the
+Steps 1-3 run at training AND test time. With ``loss_contrastmask`` off (``loss_weight`` 0) the
 branch is not built and steps 1-3 are skipped: the partially-supervised Mask R-CNN with CAM
 (the official ablation "w/o CL").
 """
@@ -38,23 +38,32 @@ class ContrastMaskHead(FCNMaskHead):
     """FCN mask head of ContrastMask (class-agnostic by default, as the official configs).
 
     Args:
-        loss_contrast: ContrastMask loss settings (:class:`dcl_core.contrastmask.
+        loss_contrastmask: ContrastMask loss settings (:class:`dcl_core.contrastmask.
             ContrastMaskSettings` keys; missing keys take its defaults, the official ones), or
-            None / ``loss_weight`` 0 for no contrastive branch.
+            None / ``loss_weight`` 0 for no contrastive branch. It is part of the model, so the
+            training CLIs' ``--loss none`` (which turns DCL off) leaves it on.
+        loss_contrast: the dense contrastive loss's key of the other dcl_mmdet heads, where
+            ``--loss`` writes; DCL is not wired to this head, so only None or ``loss_weight`` 0
+            (what ``--loss none`` writes) are accepted.
         contrast_size: side of the contrastive RoI features (28).
         **kwargs: ``FCNMaskHead``'s (``class_agnostic`` defaults to True here).
 
     Raises:
-        ValueError / TypeError: bad ``loss_contrast`` settings (prefixed ``loss_contrast:``).
+        ValueError / TypeError: bad ``loss_contrastmask`` settings (prefixed
+            ``loss_contrastmask:``), or DCL asked for through ``loss_contrast``.
     """
 
-    def __init__(self, *args, loss_contrast: Optional[Mapping] = None, contrast_size: int = 28,
+    def __init__(self, *args, loss_contrastmask: Optional[Mapping] = None,
+                 loss_contrast: Optional[Mapping] = None, contrast_size: int = 28,
                  class_agnostic: bool = True, **kwargs) -> None:
+        if loss_contrast is not None and loss_contrast.get("loss_weight", 0) != 0:
+            raise ValueError("ContrastMaskHead: the dense contrastive loss (loss_contrast) is not "
+                             "wired to this head; only loss_weight 0 (--loss none) is accepted")
         super().__init__(*args, class_agnostic=class_agnostic, **kwargs)
         from .contrast import build_contrastmask_loss
 
         self.contrast_size = contrast_size
-        self.contrast_loss = build_contrastmask_loss(loss_contrast, self.in_channels)
+        self.contrast_loss = build_contrastmask_loss(loss_contrastmask, self.in_channels)
         self.fuseconv = None
         if self.contrast_loss is not None:
             self.fuseconv = nn.Conv2d(self.contrast_loss.settings.embed_channels,

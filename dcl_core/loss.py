@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from .infonce import info_nce
+from .roi_inputs import check_roi_inputs
 from .sampling import _check_count, sample_pixels
 from .settings import ROI_SELECTIONS, DCLSettings
 
@@ -141,46 +142,6 @@ class DenseContrastiveLoss(nn.Module):
             f"pair_reduction={self.pair_reduction!r}, roi_reduction={self.roi_reduction!r}"
         )
 
-    def _check_inputs(
-        self,
-        features: torch.Tensor,
-        gt_masks: torch.Tensor,
-        generator: Optional[torch.Generator],
-    ) -> None:
-        if not isinstance(features, torch.Tensor) or not features.is_floating_point():
-            kind = features.dtype if isinstance(features, torch.Tensor) else type(features).__name__
-            raise TypeError(f"features must be a floating torch.Tensor [R, C, H, W], got {kind}")
-        if not isinstance(gt_masks, torch.Tensor) or gt_masks.dtype != torch.bool:
-            kind = gt_masks.dtype if isinstance(gt_masks, torch.Tensor) else type(gt_masks).__name__
-            raise TypeError(
-                f"gt_masks must be a bool torch.Tensor [R, H, W], got {kind}; "
-                "threshold it explicitly (e.g. masks >= 0.5)"
-            )
-        if features.dim() != 4 or gt_masks.dim() != 3:
-            raise ValueError(
-                "expected features [R, C, H, W] and gt_masks [R, H, W], got "
-                f"features {tuple(features.shape)} and gt_masks {tuple(gt_masks.shape)}"
-            )
-        r, c, h, w = features.shape
-        if gt_masks.shape != (r, h, w):
-            raise ValueError(
-                f"features {tuple(features.shape)} and gt_masks {tuple(gt_masks.shape)} "
-                "disagree in R, H or W"
-            )
-        if c != self.channels:
-            raise ValueError(
-                f"features have C={c} channels {tuple(features.shape)} but the loss was "
-                f"built with channels={self.channels}"
-            )
-        if features.device != gt_masks.device:
-            raise ValueError(
-                f"features are on {features.device} but gt_masks are on {gt_masks.device}"
-            )
-        if generator is not None and generator.device.type != features.device.type:
-            raise ValueError(
-                f"generator is on {generator.device} but features are on {features.device}"
-            )
-
     def _zero(self, features: torch.Tensor) -> torch.Tensor:
         # An exact 0 that still depends on every input and parameter, so autograd and DDP
         # (which expects every parameter to receive a gradient) see them used.
@@ -194,6 +155,8 @@ class DenseContrastiveLoss(nn.Module):
         self,
         features: torch.Tensor,
         gt_masks: torch.Tensor,
+        mask_logits: Optional[torch.Tensor] = None,
+        *,
         generator: Optional[torch.Generator] = None,
     ) -> torch.Tensor:
         """Compute ``loss_weight`` x (mean or sum) over valid RoIs of the per-RoI InfoNCE.
@@ -203,6 +166,9 @@ class DenseContrastiveLoss(nn.Module):
                 tensor entering its final 1x1 predictor, 256 x 28 x 28). R may be 0.
             gt_masks: bool ``[R, H, W]`` ground-truth masks of the matched instances, cropped
                 and resized to each RoI at the feature resolution.
+            mask_logits: optional floating ``[R, H, W]`` mask logits; checked and ignored (the
+                forward contract every mask-head loss of the project shares,
+                :func:`dcl_core.roi_inputs.check_roi_inputs`).
             generator: optional ``torch.Generator`` on the features' device; drives the RoI
                 subset (``roi_selection="random"``) and the pixel draws, for reproducibility.
 
@@ -213,11 +179,11 @@ class DenseContrastiveLoss(nn.Module):
             0.0 and still has a ``grad_fn``.
 
         Raises:
-            TypeError: features not floating, or gt_masks not bool.
+            TypeError: features (or mask_logits) not floating, or gt_masks not bool.
             ValueError: shapes not ``[R, C, H, W]`` / ``[R, H, W]``, R/H/W mismatch,
                 C != ``channels``, or the tensors (or ``generator``) on different devices.
         """
-        self._check_inputs(features, gt_masks, generator)
+        check_roi_inputs(features, gt_masks, self.channels, mask_logits, generator)
         r = features.shape[0]
         if self.max_rois is not None and r > self.max_rois:
             if self.roi_selection == "first":

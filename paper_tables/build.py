@@ -46,7 +46,13 @@ COLUMN_LABELS = {
     "iterations": "iterations", "memory_kind": "memory counted as", "device": "device",
 }
 # Columns measured only (no paper number exists for them).
-MEASURED_ONLY = {"table9": ("seconds_per_iter", "iterations", "memory_kind", "device")}
+_COST_EXTRA = ("seconds_per_iter", "iterations", "memory_kind", "device")
+MEASURED_ONLY = {"table9": _COST_EXTRA, "same_baseline_cost": _COST_EXTRA}
+# Tables whose variants are compared with a baseline row of the same model and split.
+GAIN_TABLES = ("table1", "table4", "table5", "table6", "table7", "table8", "table9",
+               "same_baseline", "same_baseline_errors", "same_baseline_cost")
+# The same-baseline comparison (issue 16): one Mask R-CNN, several losses, no paper numbers.
+SAME_BASELINE = ("same_baseline", "same_baseline_errors", "same_baseline_cost")
 MODEL_LABELS = {
     "mask_rcnn": "Mask R-CNN", "mask_rcnn_coco": "Mask R-CNN", "mask_rcnn_coco_init":
     "Mask R-CNN (COCO init)", "mask_rcnn_swin_t": "Mask R-CNN Swin-T",
@@ -126,8 +132,23 @@ def _measure(table: str, row: Row, col: str, files: _Files) -> tuple[Any, Option
     raise KeyError(f"{table}: no measurement defined for column {col!r}")
 
 
+def _losses_label(s: Mapping) -> str:
+    """`` + DCL (λ 1.2) + ContrastMask loss (0.1; head 8 convs, 256 ch)`` of a row's settings."""
+    parts = []
+    if s["dcl"]:
+        parts.append(f"DCL (λ {s['loss_weight']:g})")
+    cm = s.get("contrastmask")
+    if cm is not None:
+        parts.append(f"ContrastMask loss ({cm['loss_weight']:g}; head {cm['num_encoder_convs']} "
+                     f"conv{'s' if cm['num_encoder_convs'] != 1 else ''}, "
+                     f"{cm['embed_channels']} ch)")
+    return "".join(f" + {p}" for p in parts)
+
+
 def _row_label(table: str, row: Row) -> str:
     s = row.settings
+    if table in SAME_BASELINE:
+        return MODEL_LABELS.get(row.model_role, row.model_role) + _losses_label(s)
     if table in ("table1",):
         return f"λ = {s.get('loss_weight', 0):g}"
     if table == "table2":
@@ -196,6 +217,7 @@ def build_tables(plan: Plan, results: Path, paper: Optional[dict] = None,
             continue
         spec = paper[tid]
         cols = list(spec["columns"]) + list(MEASURED_ONLY.get(tid, ()))
+        has_paper = spec.get("paper_numbers", True)
         paper_rows = {(r.get("model"), r.get("variant"), r.get("split", "val")): r
                       for r in spec["rows"] if r.get("model")}
         table_rows, seen = [], set()
@@ -208,7 +230,7 @@ def build_tables(plan: Plan, results: Path, paper: Optional[dict] = None,
             cells = {}
             for c in cols:
                 m, src = _measure(tid, row, c, files)
-                pv = _num(p.get(c)) if c not in MEASURED_ONLY.get(tid, ()) else None
+                pv = _num(p.get(c)) if has_paper and c not in MEASURED_ONLY.get(tid, ()) else None
                 cells[c] = {"measured": m, "paper": pv, "delta": _delta(m, pv), "source": src}
             status = row.status
             if status == "run" and not any(c["source"] for c in cells.values()):
@@ -229,12 +251,19 @@ def build_tables(plan: Plan, results: Path, paper: Optional[dict] = None,
                     "cells": {c: {"measured": None, "paper": _num(r.get(c)), "delta": None,
                                   "source": None} for c in cols},
                 })
+        measured_only = MEASURED_ONLY.get(tid, ())
         table = {
             "id": tid, "title": spec["title"], "caption": spec["caption"],
-            "evaluation": spec["evaluation"],
+            "evaluation": spec["evaluation"], "paper_numbers": has_paper,
+            # paper: the column has the paper's value and Δ beside it; gain: the column is
+            # compared with the baseline in `gains`.
             "columns": [{"key": c, "label": COLUMN_LABELS.get(c, c),
-                         "paper": c not in MEASURED_ONLY.get(tid, ())} for c in cols],
-            "rows": table_rows, "gains": _gains(tid, table_rows, cols),
+                         "paper": has_paper and c not in measured_only,
+                         "gain": c not in measured_only} for c in cols],
+            "rows": table_rows, "gains": _gains(tid, spec, table_rows, cols),
+            "gains_heading": ("DCL against its baseline" if has_paper else
+                              "Each loss against the baseline (no paper numbers exist for this "
+                              "comparison)"),
             "notes": _notes(tid, spec, table_rows, describe_scale),
         }
         if spec.get("sweep"):
@@ -243,11 +272,12 @@ def build_tables(plan: Plan, results: Path, paper: Optional[dict] = None,
     return out
 
 
-def _gains(tid: str, rows: list[dict], cols: list[str]) -> list[dict]:
-    """DCL rows minus the baseline row of the same model and split (Tables 1, 4-9: those
-    with a baseline row)."""
-    if tid not in ("table1", "table4", "table5", "table6", "table7", "table8", "table9"):
+def _gains(tid: str, spec: Mapping, rows: list[dict], cols: list[str]) -> list[dict]:
+    """Loss rows minus the baseline row of the same model and split (:data:`GAIN_TABLES`:
+    those with a baseline row); for a cost table the relative cost in %."""
+    if tid not in GAIN_TABLES:
         return []
+    cost = spec["evaluation"] == "cost"
     base = {(r["model_role"], r["split"]): r for r in rows
             if not r["paper_only"] and r["variant"] == "baseline"}
     gains = []
@@ -255,7 +285,9 @@ def _gains(tid: str, rows: list[dict], cols: list[str]) -> list[dict]:
         b = base.get((r["model_role"], r["split"]))
         if r["paper_only"] or r["variant"] == "baseline" or b is None:
             continue
-        if tid == "table9":
+        if r["run"] is None and not spec.get("paper_numbers", True):
+            continue  # neither side has a value: no gain row
+        if cost:
             # Relative cost, the paper's claim being "10-20% extra training time": measured
             # from s / iter (the same schedule for both), the paper's from its hours.
             cells = {"hours": {"measured": _ratio(r["cells"]["seconds_per_iter"]["measured"],
@@ -267,7 +299,7 @@ def _gains(tid: str, rows: list[dict], cols: list[str]) -> list[dict]:
             cells = {c: {side: _delta(r["cells"][c][side], b["cells"][c][side])
                          for side in ("measured", "paper")} for c in cols}
         gains.append({"label": f"{r['label']} − baseline", "cells": cells,
-                      "unit": "%" if tid == "table9" else "AP", "run": r["run"],
+                      "unit": "%" if cost else "AP", "run": r["run"],
                       "baseline_run": b["run"], "split": r["split"]})
     return gains
 
@@ -283,6 +315,16 @@ def _notes(tid, spec, rows, describe_scale) -> list[str]:
     if describe_scale:
         notes += describe_scale(tid)
     skipped = [r["label"] for r in rows if r["status"] == "not_at_scale"]
+    if tid in SAME_BASELINE:
+        notes.append("The baseline and DCL rows are the runs of Table 1 (the same settings, "
+                     "trained once). ContrastMask's loss runs with its features not detached and "
+                     "no epoch ramp (config.yaml experiments.same_baseline says why); its "
+                     "contrastive head is the official one (8 convs, 256 channels) at paper "
+                     "scale and a narrowed one at the embedded scale.")
+        if skipped:
+            notes.append("Rows of the other scale's head, not run here: " + ", ".join(skipped)
+                         + ".")
+        skipped = []
     if skipped:
         notes.append("Not run at this scale (fewer sweep points than the paper): "
                      + ", ".join(skipped) + ".")
@@ -297,7 +339,7 @@ def _notes(tid, spec, rows, describe_scale) -> list[str]:
                      "server); nothing here is measured on the test set.")
     if any(c in ("AP_dev",) for c in spec["columns"]):
         notes.append("AP test-dev is the evaluation server's: not measured.")
-    if tid == "table9":
+    if spec["evaluation"] == "cost":
         kinds = {r["cells"]["memory_kind"]["measured"] for r in rows if r["run"]}
         kinds.discard(None)
         if "cpu_peak_rss" in kinds:
@@ -305,7 +347,8 @@ def _notes(tid, spec, rows, describe_scale) -> list[str]:
                          "(getrusage), not the GPU memory the paper reports; on a GPU it is "
                          "torch.cuda.max_memory_allocated, as the paper's.")
         notes.append("Time: the training session's wall time (a resumed run counts its last "
-                     "session); s / iter is the median after 5 warm-up iterations. DCL's extra "
-                     "cost is in % of its baseline's: measured time from s / iter, the paper's "
-                     "from its hours.")
+                     "session); s / iter is the median after 5 warm-up iterations. "
+                     + ("DCL's extra cost is in % of its baseline's: measured time from s / iter, "
+                        "the paper's from its hours." if tid == "table9" else
+                        "Each loss's extra cost is in % of the baseline's, time from s / iter."))
     return notes

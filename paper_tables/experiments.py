@@ -6,8 +6,9 @@ answers each row, so both read the matrix the same way.
 A table row names a dataset ROLE and a model ROLE as the paper does ("cityscapes",
 "mask_rcnn"); the scale's preset maps roles to the concrete dataset and model that play them
 (``presets.<scale>.datasets`` / ``.models``). A run is named ``{dataset}/{model}/{variant}``
-(``embedded/mask_rcnn_r18_fpn/dcl_w1.2_t0.07_k32``); rows of different tables that resolve to
-the same run share it. A row whose role has no player at the scale, or whose ``scales`` leave
+(``embedded/mask_rcnn_r18_fpn/dcl_w1.2_t0.07_k32``; several losses join their names with
+``+``, :func:`dcl_core.losses_variant_name`); rows of different tables that resolve to the same
+run share it. A row whose role has no player at the scale, or whose ``scales`` leave
 the scale out, keeps its place in the table with a ``status`` saying why it is empty.
 """
 
@@ -17,7 +18,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional
 
-from dcl_core import DCLSettings
+from dcl_core import LOSSES, DCLSettings, loss_settings, losses_variant_name
 
 __all__ = [
     "ROW_STATUS",
@@ -27,6 +28,7 @@ __all__ = [
     "Row",
     "expand",
     "run_loss",
+    "run_losses",
     "variant_name",
     "variant_settings",
 ]
@@ -35,6 +37,9 @@ __all__ = [
 LOSS_KEYS = ("loss_weight", "temperature", "num_samples", "with_projection",
              "num_anchors", "num_positives", "num_negatives")
 VARIANT_KEYS = ("dcl",) + LOSS_KEYS
+# Other registered losses: a row key named after the loss holds its settings (a mapping, {} for
+# dcl_core's defaults), e.g. `contrastmask: {detach_features: false}`.
+OTHER_LOSSES = tuple(name for name in LOSSES if name != DCLSettings.name)
 # Filled in on every DCL row's settings (so the tables can label them): dcl_core's defaults.
 SHOWN_KEYS = ("loss_weight", "temperature", "num_samples", "with_projection")
 ROW_STATUS = {
@@ -83,37 +88,60 @@ def check_matrix(config: Mapping[str, Any]) -> None:
 
 
 def variant_settings(row: Mapping[str, Any]) -> dict:
-    """A row's loss settings with dcl_core's defaults filled in (``{"dcl": False}`` if off).
+    """A row's loss settings with dcl_core's defaults filled in: ``dcl`` and, with DCL on, its
+    settings at the top level (``{"dcl": False}`` if off), plus each other loss the row names
+    (:data:`OTHER_LOSSES`) as ``{name: every setting}``.
 
     Raises:
-        ConfigError: loss settings on a ``dcl: false`` row, or a setting dcl_core refuses.
+        ConfigError: DCL settings on a ``dcl: false`` row, another loss's settings that are not
+            a mapping, or a setting dcl_core refuses.
     """
     v = {k: row[k] for k in VARIANT_KEYS if k in row}
     if not v.get("dcl", False):
         extra = sorted(set(v) - {"dcl"})
         if extra:
             raise ConfigError(f"a row with dcl: false sets loss settings {extra}")
-        return {"dcl": False}
-    try:
-        defaults = DCLSettings.from_mapping({k: v[k] for k in LOSS_KEYS if k in v})
-    except (TypeError, ValueError) as e:
-        raise ConfigError(str(e)) from None
-    return {**{k: getattr(defaults, k) for k in SHOWN_KEYS}, **v}
+        v = {"dcl": False}
+    else:
+        try:
+            defaults = DCLSettings.from_mapping({k: v[k] for k in LOSS_KEYS if k in v})
+        except (TypeError, ValueError) as e:
+            raise ConfigError(str(e)) from None
+        v = {**{k: getattr(defaults, k) for k in SHOWN_KEYS}, **v}
+    for name in OTHER_LOSSES:
+        if name not in row:
+            continue
+        if not isinstance(row[name], Mapping):
+            raise ConfigError(f"{name}: give its settings as a mapping ({{}} for the defaults), "
+                              f"got {row[name]!r}")
+        try:
+            v[name] = loss_settings(name, row[name]).to_mapping()
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"{name}: {e}") from None
+    return v
+
+
+def run_losses(v: Mapping[str, Any]) -> tuple:
+    """Every loss of a run's variant as dcl_core settings, in registry order (``()``: the
+    baseline): what the training CLIs' ``--loss`` option takes (``dcl_core.format_loss_option``)."""
+    losses = [] if not v["dcl"] else [
+        DCLSettings.from_mapping({k: v[k] for k in LOSS_KEYS if k in v})]
+    losses += [loss_settings(name, v[name]) for name in OTHER_LOSSES if name in v]
+    return tuple(losses)
 
 
 def run_loss(v: Mapping[str, Any]) -> Optional[DCLSettings]:
-    """The neutral loss settings of a run's variant (None: the baseline), what the training
-    CLIs' ``--loss`` option takes (``dcl_core.format_loss_option``)."""
+    """The DCL settings of a run's variant (None without DCL, whatever other loss it has)."""
     if not v["dcl"]:
         return None
     return DCLSettings.from_mapping({k: v[k] for k in LOSS_KEYS if k in v})
 
 
 def variant_name(v: Mapping[str, Any]) -> str:
-    """``baseline``, or dcl_core's name of the settings (``DCLSettings.variant_name``), e.g.
-    ``dcl_w1.2_t0.07_k32``."""
-    settings = run_loss(v)
-    return "baseline" if settings is None else settings.variant_name()
+    """``baseline``, or dcl_core's name of the losses (``variant_name()`` of each settings,
+    joined by ``+``), e.g. ``dcl_w1.2_t0.07_k32`` or
+    ``dcl_w1.2_t0.07_k32+contrastmask_w0.1_te0.3_th0.7_s0.3_grad_noramp``."""
+    return losses_variant_name(run_losses(v))
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,12 @@ GAIN_FAMILIES = {
     "gains_sweeps": ("Loss weight and K (Tables 1, 4)", ("table1", "table4")),
     "gains_models": ("Models and datasets (Tables 5-7)", ("table5", "table6", "table7")),
     "gains_errors": ("Error analysis (Table 8)", ("table8",)),
+    "gains_same_baseline": ("Same baseline: DCL, ContrastMask's loss, both (no paper numbers)",
+                            ("same_baseline", "same_baseline_errors")),
 }
 # The column whose gain each table's claim is about (Table 8 adds its Delta AP columns).
-_GAIN_COLUMNS = {"table5": ("AP_val",), "table8": ("AP", "dAP_fFP", "dAP_bFP", "dAP_FN")}
+_GAIN_COLUMNS = {"table5": ("AP_val",), "table8": ("AP", "dAP_fFP", "dAP_bFP", "dAP_FN"),
+                 "same_baseline_errors": ("dAP_fFP", "dAP_bFP", "dAP_FN")}
 
 
 def plot_sweeps(tables: Iterable[Mapping], path: str | Path, scale: str) -> int:
@@ -110,7 +113,8 @@ def plot_gains(tables: Iterable[Mapping], path: str | Path, family: str, scale: 
         ax.set_yticks(range(len(items)), [lbl for lbl, _ in items], fontsize=7)
         ax.invert_yaxis()
         ax.set_xlabel("gain over the baseline (AP; for Delta AP of an error type lower is better)"
-                      if family == "gains_errors" else "gain over the baseline (AP)")
+                      if family in ("gains_errors", "gains_same_baseline")
+                      else "gain over the baseline (AP)")
         handles, labels = ax.get_legend_handles_labels()
         if handles:
             ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12 - 0.6 / len(items)),

@@ -39,7 +39,7 @@ class TinyMaskBranch(nn.Module):
         logits = self.predictor(x).squeeze(1)
         mask_loss = nn.functional.binary_cross_entropy_with_logits(logits, masks.float(),
                                                                    reduction="sum") / max(len(masks), 1)
-        return mask_loss + self.contrast_loss(x, masks, generator)
+        return mask_loss + self.contrast_loss(x, masks, generator=generator)
 
 
 def rank_inputs(rank: int, case: str):
@@ -90,7 +90,7 @@ def _worker(rank: int, init_file: str, case: str, out: str):
                 results.update(gathered=torch.stack(gathered), owns=torch.stack(owns),
                                num_valid=int(model.contrast_loss.last_num_valid),
                                contrast=float(model.contrast_loss(model.features(crops), masks,
-                                                                  torch.Generator().manual_seed(0))),
+                                                                  generator=torch.Generator().manual_seed(0))),
                                projection_grad=model.contrast_loss.projection[0].weight.grad.abs().sum().item())
             opt.step()
         results["step2_grads_equal"] = bool(torch.equal(gathered[0], gathered[1]))

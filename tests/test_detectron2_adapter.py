@@ -213,3 +213,127 @@ def test_contrast_roi_heads_require_the_contrast_mask_head():
 def test_every_shipped_config_loads(config):
     cfg = make_cfg(config=config)
     assert cfg.MODEL.MASK_ON
+
+
+# ---------------------------------------------------------------------------------------------
+# Several losses at once: DCL + ContrastMask's (the same-baseline comparison, issue 16)
+# ---------------------------------------------------------------------------------------------
+
+SMALL_CM = ["contrastmask", "detach_features=False", "ramp_epochs=0", "num_encoder_convs=1",
+            "embed_channels=16"]
+
+
+def test_the_loss_option_writes_dcl_and_contrastmask_nodes():
+    from dcl_core import ContrastMaskSettings, parse_losses
+    from dcl_detectron2.config import extra_settings_from_node
+
+    both = apply_loss_settings(make_cfg(), parse_losses(["dcl", "loss_weight=1", "+", *SMALL_CM]))
+    head = both.MODEL.ROI_MASK_HEAD
+    assert head.NAME == "ContrastConvUpsampleHead" and both.MODEL.ROI_HEADS.NAME == "ContrastRoIHeads"
+    assert head.CONTRAST_LOSS.LOSS_WEIGHT == 1.0 and head.CONTRASTMASK_LOSS.ENABLED
+    assert extra_settings_from_node("contrastmask", head.CONTRASTMASK_LOSS) == ContrastMaskSettings(
+        detach_features=False, ramp_epochs=0, num_encoder_convs=1, embed_channels=16)
+    alone = apply_loss_settings(make_cfg(), parse_losses(SMALL_CM)).MODEL.ROI_MASK_HEAD
+    assert alone.CONTRAST_LOSS.LOSS_WEIGHT == 0.0 and alone.CONTRASTMASK_LOSS.ENABLED
+    # The defaults node is dcl_core's, off; DCL alone leaves it so (the config dump is the same).
+    default = make_cfg().MODEL.ROI_MASK_HEAD.CONTRASTMASK_LOSS
+    assert not default.ENABLED and extra_settings_from_node("contrastmask", default) == \
+        ContrastMaskSettings()
+    with pytest.raises(ValueError, match="ramp_epochs=4: detectron2 trains by iterations"):
+        apply_loss_settings(make_cfg(), parse_losses(["contrastmask"]))
+    sparse = CONFIGS / "embedded" / "sparseinst_R_18.yaml"
+    with pytest.raises(ValueError, match="contrastmask: not wired for SparseInst"):
+        apply_loss_settings(make_cfg(config=sparse), parse_losses(SMALL_CM))
+
+
+def test_setup_takes_several_losses_and_refuses_bad_combinations(tmp_path):
+    from detectron2.engine import default_argument_parser
+
+    from dcl_detectron2.engine import add_run_arguments, setup
+
+    parser = add_run_arguments(default_argument_parser())
+    base = ["--config-file", str(EMBEDDED), "DATASETS.TRAIN", "()", "DATASETS.TEST", "()"]
+    cfg = setup(parser.parse_args(["--loss", "dcl", "+", *SMALL_CM, *base,
+                                   "OUTPUT_DIR", str(tmp_path / "a")]))
+    assert cfg.MODEL.ROI_MASK_HEAD.CONTRASTMASK_LOSS.EMBED_CHANNELS == 16
+    assert cfg.MODEL.ROI_MASK_HEAD.CONTRAST_LOSS.LOSS_WEIGHT == 1.2
+    for words, message in ((["dcl", "+", "dcl"], "dcl given twice"),
+                           (["dcl", "+"], "stand on each side"),
+                           (["none", "+", "dcl"], "no other loss")):
+        with pytest.raises(SystemExit, match=f"^error: --loss: .*{message}"):
+            setup(parser.parse_args(["--loss", *words, *base]))
+
+
+def test_train_step_with_both_losses_gives_both_keys_finite_with_gradients():
+    from dcl_core import ContrastMaskLoss, parse_losses
+
+    torch.manual_seed(0)
+    cfg = apply_loss_settings(make_cfg(), parse_losses(["dcl", "num_samples=16", "+", *SMALL_CM]))
+    model = build_model(cfg).train()
+    head = model.roi_heads.mask_head
+    assert isinstance(head.contrast_loss, DenseContrastiveLoss)
+    assert isinstance(head.extra_losses["contrastmask"], ContrastMaskLoss)
+    assert list(dict(head.named_children()))[-3:] == ["predictor", "contrast_loss", "extra_losses"]
+    losses, storage = train_step(model, batch())
+    for key in ("loss_mask", "loss_contrast", "loss_contrastmask"):
+        assert torch.isfinite(losses[key]) and losses[key] > 0, key
+    for name, p in head.named_parameters():
+        if name.startswith(("contrast_loss.", "extra_losses.")):
+            assert p.grad is not None and torch.isfinite(p.grad).all(), name
+    cm_grads = [p.grad.abs().sum() for p in head.extra_losses.parameters()]
+    assert all(g > 0 for g in cm_grads[:2])  # the encoder conv's weight and bias
+    latest = storage.latest()
+    assert latest["contrastmask/num_rois"][0] >= latest["contrastmask/num_valid_rois"][0] >= 1
+    assert latest["contrast/num_valid_rois"][0] >= 1
+
+
+def test_contrastmask_alone_reaches_the_mask_head_and_dcl_runs_keep_their_keys():
+    from dcl_core import parse_losses
+
+    torch.manual_seed(0)
+    model = build_model(apply_loss_settings(make_cfg(), parse_losses(SMALL_CM))).train()
+    head = model.roi_heads.mask_head
+    assert head.contrast_loss is None
+    seen = {}
+    head.extra_losses["contrastmask"].register_forward_pre_hook(
+        lambda module, args: seen.update(n=len(args)))
+    from detectron2.utils.events import EventStorage
+
+    with EventStorage(0):
+        losses = model(batch())
+    assert set(losses) >= {"loss_mask", "loss_contrastmask"} and "loss_contrast" not in losses
+    assert seen["n"] == 2  # features and gt masks: ContrastMask takes no mask logits
+    # not detached: its gradient alone reaches the mask head's convolutions
+    losses["loss_contrastmask"].backward()
+    assert head.deconv.weight.grad.abs().sum() > 0
+    # A DCL model's state_dict keys are those of before the multi-loss head (old checkpoints load).
+    dcl = build_model(make_cfg(*DCL)).roi_heads.mask_head
+    assert dcl.extra_losses is None
+    assert not any(k.startswith("extra_losses") for k in dcl.state_dict())
+
+
+def test_mask_logits_reach_a_loss_that_asks_for_them():
+    from dcl_detectron2.mask_head import roi_mask_logits
+
+    torch.manual_seed(0)
+    model = build_model(make_cfg(*DCL)).train()
+    head = model.roi_heads.mask_head
+    seen = {}
+
+    class Spy(torch.nn.Module):
+        uses_mask_logits = True
+
+        def forward(self, features, gt_masks, mask_logits=None):
+            seen["logits"] = mask_logits
+            return features.sum() * 0.0
+
+    head.extra_losses = torch.nn.ModuleDict({"spy": Spy()})
+    losses, _ = train_step(model, batch())
+    assert "loss_spy" in losses
+    logits = seen["logits"]
+    assert logits is not None and logits.shape[1:] == (28, 28)
+    # class-specific logits: each RoI's channel of its gt class
+    inst = Instances((8, 8))
+    inst.gt_classes = torch.tensor([1, 0])
+    full = torch.arange(2 * 2 * 4).float().reshape(2, 2, 2, 2)
+    assert torch.equal(roi_mask_logits(full, [inst]), torch.stack([full[0, 1], full[1, 0]]))

@@ -10,8 +10,9 @@ import pytest
 import yaml
 
 from paper_tables.build import build_tables, load_paper
-from dcl_core import DCLSettings
-from paper_tables.experiments import ConfigError, expand, run_loss, variant_name, variant_settings
+from dcl_core import ContrastMaskSettings, DCLSettings, format_loss_option, parse_losses
+from paper_tables.experiments import (ConfigError, expand, run_loss, run_losses, variant_name,
+                                      variant_settings)
 from paper_tables.render import EMPTY, fmt, render_comparison, render_latex, render_markdown, render_report
 
 REPO = Path(__file__).resolve().parents[1]
@@ -102,7 +103,8 @@ def test_tables_put_measured_cells_beside_the_papers_with_sources(tmp_path):
     plan = expand(CONFIG, "embedded")
     _fake_results(tmp_path, plan)
     tables = {t["id"]: t for t in build_tables(plan, tmp_path)}
-    assert set(tables) == {f"table{i}" for i in range(1, 10)} | {"supp_unequal"}
+    assert set(tables) == {f"table{i}" for i in range(1, 10)} | {"supp_unequal"} | {
+        "same_baseline", "same_baseline_errors", "same_baseline_cost"}
     runs = sorted(plan.runs)
 
     row = next(r for r in tables["table1"]["rows"] if r["variant"] == "dcl_w1.2_t0.07_k32")
@@ -196,3 +198,91 @@ def test_comparison_of_one_model_lists_each_run():
     rows = [x for x in md.splitlines() if x.startswith("| `d/m/")]
     assert len(rows) == 2 and "| 10.0 |" in rows[0] and "0.500" in rows[0]
     assert rows[1].count(EMPTY) == 8  # 5 missing stats, box AP, s / iter, memory: all marked
+
+
+CM = "contrastmask_w0.1_te0.3_th0.7_s0.3_enc1_c64_grad_noramp"
+
+
+def test_rows_with_contrastmask_name_and_emit_every_loss():
+    cm = {"detach_features": False, "ramp_epochs": 0}
+    alone = variant_settings({"dcl": False, "contrastmask": cm})
+    both = variant_settings({"dcl": True, "contrastmask": cm})
+    assert variant_name(alone) == "contrastmask_w0.1_te0.3_th0.7_s0.3_grad_noramp"
+    assert variant_name(both) == "dcl_w1.2_t0.07_k32+contrastmask_w0.1_te0.3_th0.7_s0.3_grad_noramp"
+    assert variant_name(variant_settings({"dcl": False, "contrastmask": {}})) == \
+        ContrastMaskSettings().variant_name()
+    want = (DCLSettings(), ContrastMaskSettings(detach_features=False, ramp_epochs=0))
+    assert run_losses(both) == want and run_loss(both) == DCLSettings()
+    assert run_losses(alone) == want[1:] and run_loss(alone) is None
+    assert run_losses(variant_settings({"dcl": False})) == ()
+    # the workflow's --loss words round-trip
+    assert parse_losses(format_loss_option(run_losses(both))) == want
+    assert format_loss_option(run_losses(variant_settings({"dcl": False}))) == ["none"]
+    with pytest.raises(ConfigError, match="contrastmask: unknown key"):
+        variant_settings({"dcl": True, "contrastmask": {"tau": 0.1}})
+    with pytest.raises(ConfigError, match="mapping"):
+        variant_settings({"dcl": True, "contrastmask": True})
+
+
+def test_same_baseline_reuses_table1_runs_and_adds_two_per_scale():
+    for scale, head in (("embedded", CM),
+                        ("paper", "contrastmask_w0.1_te0.3_th0.7_s0.3_grad_noramp")):
+        plan = expand(CONFIG, scale)
+        rows = [r for r in plan.tables["same_baseline"] if r.run]
+        t1 = {r.variant: r.run for r in plan.tables["table1"] if r.run}
+        assert [r.variant for r in rows] == ["baseline", "dcl_w1.2_t0.07_k32", head,
+                                             f"dcl_w1.2_t0.07_k32+{head}"]
+        assert rows[0].run == t1["baseline"] and rows[1].run == t1["dcl_w1.2_t0.07_k32"]
+        for tid in ("same_baseline_errors", "same_baseline_cost"):
+            assert [r.run for r in plan.tables[tid] if r.run] == [r.run for r in rows]
+        others = {run for t, rs in plan.tables.items() if not t.startswith("same_baseline")
+                  for run in (r.run for r in rs) if run}
+        assert len({r.run for r in rows} - others) == 2  # ContrastMask, both: nothing else new
+
+
+def test_same_baseline_tables_have_no_paper_side_and_gains_per_loss(tmp_path):
+    plan = expand(CONFIG, "embedded")
+    _fake_results(tmp_path, plan)
+    tables = {t["id"]: t for t in build_tables(plan, tmp_path)}
+    runs = sorted(plan.runs)
+    t = tables["same_baseline"]
+    assert not t["paper_numbers"] and not any(c["paper"] for c in t["columns"])
+    measured = [r for r in t["rows"] if r["run"]]
+    assert [r["label"] for r in measured] == [
+        "Mask R-CNN", "Mask R-CNN + DCL (λ 1.2)",
+        "Mask R-CNN + ContrastMask loss (0.1; head 1 conv, 64 ch)",
+        "Mask R-CNN + DCL (λ 1.2) + ContrastMask loss (0.1; head 1 conv, 64 ch)"]
+    assert all(c["paper"] is None for r in t["rows"] for c in r["cells"].values())
+    base = runs.index(measured[0]["run"])
+    gains = t["gains"]
+    assert [g["label"] for g in gains] == [r["label"] + " − baseline" for r in measured[1:]]
+    for g, r in zip(gains, measured[1:]):
+        assert g["unit"] == "AP" and g["baseline_run"] == measured[0]["run"]
+        assert g["cells"]["AP"]["measured"] == pytest.approx(runs.index(r["run"]) - base)
+        assert g["cells"]["AP"]["paper"] is None
+    skipped = [r for r in t["rows"] if r["status"] == "not_at_scale"]
+    assert len(skipped) == 2 and "8 convs, 256 ch" in skipped[0]["label"]
+    assert any("Table 1" in n for n in t["notes"])
+    errors = tables["same_baseline_errors"]
+    assert errors["gains"][1]["cells"]["dAP_FN"]["measured"] == pytest.approx(
+        runs.index(measured[2]["run"]) - base)
+    cost = tables["same_baseline_cost"]
+    g = cost["gains"][1]["cells"]["hours"]
+    assert cost["gains"][1]["unit"] == "%" and g["paper"] is None
+    assert g["measured"] == pytest.approx(100 * ((1 + runs.index(measured[2]["run"])) / (1 + base) - 1))
+    assert any("extra cost" in n for n in cost["notes"])
+
+    md = render_markdown(t, "embedded")
+    assert "no paper has this table" in md and "| paper |" not in md
+    assert "Each loss against the baseline" in md
+    gain_lines = [x for x in md.splitlines() if "− baseline" in x]
+    assert len(gain_lines) == 3 and all(x.count("|") == 6 for x in gain_lines)  # label + 4 cols
+    cost_md = render_markdown(cost, "embedded")
+    assert sum("− baseline" in x for x in cost_md.splitlines()) == 3
+    tex = render_latex(t, "embedded")
+    assert "beside the paper" not in tex
+    assert tex.count(r"\\") == len(t["rows"]) + len(gains) + 2
+    html = render_report([t, cost], [], scale="embedded", provenance={
+        "git_revision": "abc", "git_dirty": False, "generated": "now", "config_yaml": "",
+        "runs": []})
+    assert html.count("− baseline") == 6 and "Each loss against the baseline" in html

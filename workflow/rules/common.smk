@@ -4,7 +4,7 @@ import re
 from shlex import quote
 
 from dcl_core import format_loss_option
-from paper_tables.experiments import ConfigError, expand, run_loss
+from paper_tables.experiments import ConfigError, expand, run_losses
 from paper_tables.seeds import DEFAULT_SEED, check_seeds, seed_option, seeded_runs
 
 
@@ -71,7 +71,7 @@ def seed_words(wildcards):
 def loss_option(wildcards):
     """`--loss ...` of a run's variant, shell-quoted: neutral words that each framework's
     adapter translates into its own config keys (dcl_core.registry)."""
-    words = format_loss_option(run_loss(PLAN.runs[run_and_seed(wildcards)[0]]))
+    words = format_loss_option(run_losses(PLAN.runs[run_and_seed(wildcards)[0]]))
     return "--loss " + " ".join(quote(w) for w in words)
 
 

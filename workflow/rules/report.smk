@@ -46,6 +46,8 @@ TABLE_INPUTS = {
     "table5": ("metrics", "cityscapes"),
     "table8": ("metrics", "seg_errors"),
     "table9": ("cost",),
+    "same_baseline_errors": ("metrics", "seg_errors"),
+    "same_baseline_cost": ("cost",),
 }
 PAPER_TABLES = [t for t in PLAN.tables if not t.startswith("figure")]
 

@@ -38,7 +38,8 @@ captions = {
                    "scale and the paper's (Cityscapes val)."),
     **{f"{stem}.png": (f"Gains with 95% intervals: {title}", "Each DCL-minus-baseline gain "
                        "measured here (dot, 95% paired image-bootstrap interval) beside the "
-                       "paper's gain (diamond), with its verdict (rule under each table).")
+                       "paper's gain (diamond, where the paper has one), with its verdict (rule "
+                       "under each table).")
        for stem, (title, _) in GAIN_FAMILIES.items()},
     "figure2_seg_errors.png": ("Figure 2: segmentation errors", "Delta AP (x100) when each error "
                                "type is corrected, per model, dataset and split (paper Sec. 3)."),

@@ -19,7 +19,7 @@ from detectron2.solver.build import get_default_optimizer_params, maybe_add_grad
 from detectron2.utils.events import CommonMetricPrinter, JSONWriter, TensorboardXWriter
 
 from analysis.io import input_overwritten_by
-from dcl_core import parse_loss_option
+from dcl_core import parse_losses
 from dcl_core.registry import LOSS_OPTION_HELP
 
 from . import add_project_config
@@ -97,7 +97,8 @@ def build_checkpointer(model, cfg, save_dir: str = "") -> ResumableCheckpointer:
 
 def add_run_arguments(parser: argparse.ArgumentParser, *, seed: bool = True) -> argparse.ArgumentParser:
     """The project's flags beside detectron2's: ``--dataset NAME=JSON:IMAGE_ROOT`` (repeatable),
-    ``--loss NAME [KEY=VALUE ...]`` (dcl_core's neutral loss option) and ``--seed N`` (written
+    ``--loss NAME [KEY=VALUE ...] [+ NAME [KEY=VALUE ...]]`` (dcl_core's neutral loss option, one
+    loss or several) and ``--seed N`` (written
     into ``cfg.SEED``; left out with ``seed=False`` for scripts that train nothing and give
     ``--seed`` another meaning, as the feature dump's pixel draws). Returns ``parser``."""
     parser.add_argument("--dataset", action="append", default=[], metavar="NAME=JSON:IMAGE_ROOT",
@@ -134,7 +135,7 @@ def setup(args):
         raise SystemExit(f"error: {args.config_file}: {' '.join(str(e).split())}") from None
     if getattr(args, "loss", None):
         try:
-            apply_loss_settings(cfg, parse_loss_option(args.loss))
+            apply_loss_settings(cfg, parse_losses(args.loss))
         except (TypeError, ValueError) as e:
             raise SystemExit(f"error: --loss: {e}") from None
     if getattr(args, "run_seed", None) is not None:

@@ -1,8 +1,9 @@
-"""Mask R-CNN mask head with the dense contrastive loss (paper Sec. 4, Figure 3)."""
+"""Mask R-CNN mask head with the dense contrastive loss (paper Sec. 4, Figure 3) and, beside or
+instead of it, the other registered pixel-contrastive losses (ContrastMask's)."""
 
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import List, Mapping, Optional
 
 import torch
 from torch import nn
@@ -19,7 +20,7 @@ from detectron2.structures import Instances
 
 from dcl_core.sampling import check_counts_fit
 
-from .config import contrast_loss_from_node
+from .config import contrast_loss_from_node, extra_losses_from_cfg
 
 
 def mask_features(head: MaskRCNNConvUpsampleHead, x: torch.Tensor) -> torch.Tensor:
@@ -54,30 +55,63 @@ def gt_masks_at(instances: List[Instances], side: int, device: torch.device) -> 
     return cat(masks, dim=0).bool()
 
 
+def roi_mask_logits(logits: torch.Tensor, instances: List[Instances]) -> torch.Tensor:
+    """Each foreground RoI's mask logits for its ground-truth class, as ``mask_rcnn_loss``
+    selects them: float ``[R, M, M]`` from ``[R, num_classes or 1, M, M]``."""
+    if logits.shape[1] == 1:
+        return logits[:, 0]
+    classes = [x.gt_classes for x in instances if len(x) > 0]
+    if not classes:
+        return logits[:, 0]
+    index = torch.arange(logits.shape[0], device=logits.device)
+    return logits[index, cat(classes, dim=0)]
+
+
 @ROI_MASK_HEAD_REGISTRY.register()
 class ContrastConvUpsampleHead(MaskRCNNConvUpsampleHead):
-    """``MaskRCNNConvUpsampleHead`` plus ``loss_contrast`` on the predictor's input.
+    """``MaskRCNNConvUpsampleHead`` plus pixel-contrastive losses on the predictor's input.
 
-    The contrastive loss sees the tensor that enters the final 1x1 mask predictor (after deconv
-    and ReLU): float ``[R, conv_dim, 28, 28]`` for the standard head, as in the authors' code.
-    Inference is unchanged and the projection is never run outside training (no test-time cost).
+    DCL (``MODEL.ROI_MASK_HEAD.CONTRAST_LOSS``) gives ``loss_contrast``; each other enabled loss
+    (:data:`dcl_detectron2.config.EXTRA_LOSS_NODES`, e.g. ContrastMask's) gives
+    ``loss_{name}`` (``loss_contrastmask``); any number of them at once. Every loss sees the
+    tensor that enters the final 1x1 mask predictor (after deconv and ReLU): float
+    ``[R, conv_dim, 28, 28]`` for the standard head, as in the DCL authors' code, with the
+    foreground RoIs' gt masks at that resolution; a loss with ``uses_mask_logits = True`` also
+    gets each RoI's mask logits of its gt class. Inference is unchanged and the losses' modules
+    never run outside training (no test-time cost).
+
+    DCL's module stays at ``contrast_loss`` and the others sit in the ``ModuleDict``
+    ``extra_losses``, registered only when there are any: a DCL or baseline model keeps its
+    children, state_dict keys and parameter initialisation (random stream) unchanged.
     """
 
     @configurable
-    def __init__(self, input_shape, *, contrast_loss: Optional[nn.Module] = None, **kwargs):
+    def __init__(self, input_shape, *, contrast_loss: Optional[nn.Module] = None,
+                 extra_losses: Optional[Mapping[str, nn.Module]] = None, **kwargs):
         super().__init__(input_shape, **kwargs)
-        # Registered after `predictor`, so it is the last child; `mask_features` stops before it.
+        # Registered after `predictor`, so they are the last children; `mask_features` stops
+        # before them.
         self.contrast_loss = contrast_loss
+        self.extra_losses = nn.ModuleDict(extra_losses) if extra_losses else None
 
     @classmethod
     def from_config(cls, cfg, input_shape):
         ret = super().from_config(cfg, input_shape)
+        channels = ret["conv_dims"][-1]
         ret["contrast_loss"] = loss = contrast_loss_from_node(
-            cfg.MODEL.ROI_MASK_HEAD.CONTRAST_LOSS, ret["conv_dims"][-1])
+            cfg.MODEL.ROI_MASK_HEAD.CONTRAST_LOSS, channels)
         if loss is not None:  # the deconv doubles the pooled side: 14 -> 28
             check_counts_fit(loss.num_anchors, loss.num_positives, loss.num_negatives,
                              2 * input_shape.height, 2 * input_shape.width)
+        ret["extra_losses"] = extra_losses_from_cfg(cfg.MODEL.ROI_MASK_HEAD, channels)
         return ret
+
+    def pixel_losses(self) -> dict[str, nn.Module]:
+        """The loss dict key -> module of every pixel-contrastive loss built (DCL first)."""
+        losses = {} if self.contrast_loss is None else {"loss_contrast": self.contrast_loss}
+        for name, module in (self.extra_losses or {}).items():
+            losses[f"loss_{name}"] = module
+        return losses
 
     def mask_features(self, x: torch.Tensor) -> torch.Tensor:
         """RoI features ``[R, C_in, 14, 14]`` -> the predictor's input ``[R, conv_dim, 28, 28]``."""
@@ -93,7 +127,14 @@ class ContrastConvUpsampleHead(MaskRCNNConvUpsampleHead):
             mask_rcnn_inference(logits, instances)
             return instances
         losses = {"loss_mask": mask_rcnn_loss(logits, instances, self.vis_period) * self.loss_weight}
-        if self.contrast_loss is not None:
+        pixel_losses = self.pixel_losses()
+        if pixel_losses:
             gt_masks = gt_masks_at(instances, features.shape[-1], features.device)
-            losses["loss_contrast"] = self.contrast_loss(features, gt_masks)
+            roi_logits = None
+            if any(getattr(m, "uses_mask_logits", False) for m in pixel_losses.values()):
+                roi_logits = roi_mask_logits(logits, instances)
+            for key, module in pixel_losses.items():
+                uses = getattr(module, "uses_mask_logits", False)
+                losses[key] = (module(features, gt_masks, roi_logits) if uses
+                               else module(features, gt_masks))
         return losses

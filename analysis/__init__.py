@@ -7,7 +7,7 @@
 - :mod:`analysis.seg_errors`: the segmentation error analysis of paper Section 3
   (Eq. 1-2, Figure 2, Table 8): fFP / bFP / FN corrections and their Delta AP.
 - :mod:`analysis.cityscapes_eval`: Cityscapes-style AP through cityscapesScripts (Table 5).
-- :mod:`analysis.subset`: results restricted to a subset of the images (COCO-OCC, Table 6).
+- :mod:`analysis.subset`: results restricted to a subset's images and categories (COCO-OCC, Table 6; novel classes).
 - :mod:`analysis.cost`: training time per iteration and peak memory (Table 9).
 - :mod:`analysis.tsne`: t-SNE of mask-head features and the fg/bg silhouette (Figure 4).
 """

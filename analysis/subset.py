@@ -1,8 +1,11 @@
-"""Restrict COCO-format results to the images of a subset of their ground truth (COCO-OCC).
+"""Restrict COCO-format results to a subset of their ground truth: its images and categories.
 
 Paper Table 6 scores the same trained model on COCO val and on COCO-OCC, a subset of val's
-images. pycocotools refuses results on images its ground truth lacks, so the val predictions
-are first restricted to the subset's images; nothing else changes (ids, scores, masks).
+images; partially-supervised models (ContrastMask) are scored on val's novel categories only
+(``dcl_data.coco_subsets novel``). pycocotools refuses results on images or categories its
+ground truth lacks, so the val predictions are first restricted to the subset's images and
+categories; nothing else changes (ids, scores, masks). A subset with every category (COCO-OCC)
+keeps every category's results.
 
 CLI: ``python -m analysis.subset PREDICTIONS.json SUBSET_GT.json -o OUT.json``
 """
@@ -16,11 +19,12 @@ from typing import Any, Sequence
 from .coco_format import CocoFormatError, _load_json
 from .io import check_outputs, write_json_atomic
 
-__all__ = ["restrict_to_images"]
+__all__ = ["restrict_to_subset"]
 
 
-def restrict_to_images(results: Any, subset_gt: Any) -> list[dict]:
-    """The entries of ``results`` whose ``image_id`` is an image of ``subset_gt``.
+def restrict_to_subset(results: Any, subset_gt: Any) -> list[dict]:
+    """The entries of ``results`` whose ``image_id`` is an image of ``subset_gt`` and whose
+    ``category_id`` is one of its categories (all categories where it has no ``categories``).
 
     Args:
         results: a COCO results list, or a path to one.
@@ -41,11 +45,15 @@ def restrict_to_images(results: Any, subset_gt: Any) -> list[dict]:
     if not isinstance(gt, dict) or not isinstance(gt.get("images"), list):
         raise CocoFormatError(f"{gt_name}: ground truth has no 'images' list")
     keep = {img.get("id") for img in gt["images"] if isinstance(img, dict)}
+    categories = gt.get("categories")
+    kept_categories = ({c.get("id") for c in categories if isinstance(c, dict)}
+                       if isinstance(categories, list) else None)
     out = []
     for i, r in enumerate(data):
         if not isinstance(r, dict) or "image_id" not in r:
             raise CocoFormatError(f"{name}: entry {i} is not an object with an image_id")
-        if r["image_id"] in keep:
+        if r["image_id"] in keep and (kept_categories is None
+                                      or r.get("category_id") in kept_categories):
             out.append(r)
     return out
 
@@ -58,12 +66,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         check_outputs([args.out], [args.predictions, args.subset])
-        kept = restrict_to_images(args.predictions, args.subset)
+        kept = restrict_to_subset(args.predictions, args.subset)
         write_json_atomic(args.out, kept)
     except (ValueError, OSError) as e:   # CocoFormatError is a ValueError
         print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
-    print(f"{len(kept)} results on the subset's images -> {args.out}")
+    print(f"{len(kept)} results on the subset's images and categories -> {args.out}")
     return 0
 
 

@@ -98,12 +98,17 @@ tiles, `crop` = [x, y, w, h] in the source image.
 {% endfor %}
 ### Instances per category
 
-| id | category | supercategory | {% for name in s.splits %}{{ name }} | {% endfor %}
-| ---: | --- | --- | {% for name in s.splits %}---: | {% endfor %}
+| id | category | supercategory | VOC split | {% for name in s.splits %}{{ name }} | {% endfor %}
+| ---: | --- | --- | --- | {% for name in s.splits %}---: | {% endfor %}
 {% for c in s.categories -%}
-| {{ c.id }} | {{ c.name }} | {{ c.supercategory }} | {% for name, sp in s.splits.items() %}{{ sp.instances_per_category[c.name] }} | {% endfor %}
+| {{ c.id }} | {{ c.name }} | {{ c.supercategory }} | {{ "voc" if c.name is voc else "nonvoc" }} | {% for name, sp in s.splits.items() %}{{ sp.instances_per_category[c.name] }} | {% endfor %}
 {% endfor %}
 Categories with no validation instance are ignored by COCOeval's averages (their AP is -1).
+
+VOC split: the partially-supervised base / novel split (ContrastMask), by class name as on COCO
+(`dcl_data/voc_split.py`): the classes PASCAL VOC also has (COCO or VOC spelling) are "voc",
+the others "nonvoc". voc -> nonvoc trains masks of the voc classes only and scores the nonvoc
+ones (on val: nucleus); nonvoc -> voc the reverse (on val: person and bottle).
 
 ### Instances per COCO area range
 
@@ -174,6 +179,9 @@ def render_card(summary: dict[str, Any]) -> str:
     Raises:
         jinja2.UndefinedError: a key the card needs is missing from ``summary``.
     """
+    from .voc_split import is_voc_class
+
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
                              autoescape=False)
+    env.tests["voc"] = is_voc_class
     return env.from_string(_TEMPLATE).render(s=summary)

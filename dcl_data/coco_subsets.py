@@ -1,4 +1,5 @@
-"""COCO 2017 subsets the workflow derives: COCO-OCC (paper Fig. 2 and Table 6) and mini-COCO.
+"""COCO 2017 subsets the workflow derives: COCO-OCC (paper Fig. 2 and Table 6), mini-COCO and
+the novel-category splits of partially-supervised evaluation (ContrastMask).
 
 COCO-OCC. The paper evaluates on "COCO-OCC, a subset of the COCO validation set with more
 occlusion", the split introduced by BCNet (Ke, Tai and Tang, CVPR 2021: 1,005 images of
@@ -20,7 +21,15 @@ train2017 images that have at least one non-crowd instance, and the first ``val_
 images of val2017 by ascending image id (detectron2's ``coco_2017_val_100`` takes the first
 100 the same way). Ids, categories and annotations are copied unchanged.
 
+Novel-category splits (``voc``, ``nonvoc``; :mod:`dcl_data.voc_split`). Partially-supervised
+models are scored on the novel classes only: the official ContrastMask evaluation runs
+pycocotools' ``COCOeval`` over every val image with ``params.catIds`` = the novel ids. The
+split file keeps every image, the novel categories and their annotations only; scored with the
+predictions of those categories (``analysis.subset``), stock ``COCOeval`` then evaluates exactly
+the novel ids on every image: the same numbers (tests/test_contrastmask_eval.py checks it).
+
 CLI: ``python -m dcl_data.coco_subsets occ VAL.json --out OUT.json [--min-box-iou 0.2]``
+     ``python -m dcl_data.coco_subsets novel VAL.json --split voc --out OUT.json``
      ``python -m dcl_data.coco_subsets mini TRAIN.json VAL.json --out-train A --out-val B
        [--train-images 5000 --val-images 500 --seed 0]``
 """
@@ -123,6 +132,36 @@ def make_coco_occ(val_json: str | Path, out: str | Path, min_box_iou: float = 0.
             "of_images": len(coco["images"])}
 
 
+def make_novel_split(val_json: str | Path, out: str | Path, split: str) -> dict[str, int]:
+    """Write the categories of ``split`` (``voc``/``nonvoc``) of ``val_json`` to ``out``
+    (atomically): every image, those categories and their annotations; returns counts.
+
+    Raises:
+        DatasetError: unreadable input, an unknown split, or one with no category, or no
+            annotation, in the file (nothing to score).
+    """
+    from .voc_split import split_classes
+
+    coco = load_coco(val_json)
+    try:
+        names = set(split_classes(split, [c["name"] for c in coco["categories"]]))
+    except ValueError as err:
+        raise DatasetError(str(err)) from None
+    categories = [c for c in coco["categories"] if c["name"] in names]
+    ids = {c["id"] for c in categories}
+    annotations = [a for a in coco["annotations"] if a["category_id"] in ids]
+    if not annotations:
+        raise DatasetError(f"{val_json}: no annotation of the {split!r} categories "
+                           f"({sorted(names) or 'none in the file'}): nothing to score")
+    result = {**subset(coco, (im["id"] for im in coco["images"]),
+                       f"{split} categories of {Path(val_json).name} (dcl_data.coco_subsets): "
+                       "every image, the annotations of those categories"),
+              "annotations": annotations, "categories": categories}
+    write_json_atomic(Path(out), result)
+    return {"images": len(result["images"]), "annotations": len(annotations),
+            "categories": len(categories)}
+
+
 def mini_image_ids(train: dict[str, Any], val: dict[str, Any], train_images: int, val_images: int,
                    seed: int) -> tuple[list[int], list[int]]:
     """(train ids, val ids) of mini-COCO (see the module docstring), both ascending.
@@ -168,6 +207,10 @@ def main(argv: list[str] | None = None) -> int:
     occ.add_argument("val_json")
     occ.add_argument("--out", required=True)
     occ.add_argument("--min-box-iou", type=float, default=0.2)
+    novel = sub.add_parser("novel", help="the annotations of the voc or nonvoc categories")
+    novel.add_argument("val_json")
+    novel.add_argument("--split", required=True, choices=["voc", "nonvoc"])
+    novel.add_argument("--out", required=True)
     mini = sub.add_parser("mini", help="mini-COCO from COCO train2017 and val2017")
     mini.add_argument("train_json")
     mini.add_argument("val_json")
@@ -177,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     mini.add_argument("--val-images", type=int, default=500)
     mini.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    if args.command == "occ":
+    if args.command in ("occ", "novel"):
         outputs, inputs = {"--out": args.out}, [args.val_json]
     else:
         outputs = {"--out-train": args.out_train, "--out-val": args.out_val}
@@ -190,6 +233,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "occ":
             counts = make_coco_occ(args.val_json, args.out, args.min_box_iou)
+        elif args.command == "novel":
+            counts = make_novel_split(args.val_json, args.out, args.split)
         else:
             counts = make_mini_coco(args.train_json, args.val_json, args.out_train, args.out_val,
                                     args.train_images, args.val_images, args.seed)

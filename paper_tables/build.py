@@ -9,7 +9,8 @@ any of them may be None, which the renderers show as a visibly empty cell.
 Which file a metric comes from (``{split}`` is val or occ):
 
 ==========================  ==========================================================
-AP, AP50, AP75, APs/m/l      ``metrics_{split}.json`` ``segm`` (pycocotools, x100)
+AP, AP50, AP75, APs/m/l      ``metrics_{split}.json`` ``segm`` (pycocotools, x100); on
+                             ``voc`` / ``nonvoc`` the novel categories only (ContrastMask)
 AP_box                       ``metrics_{split}.json`` ``bbox`` AP
 AP_val (Table 5)             ``metrics_cityscapes.json`` AP (cityscapesScripts) when the
                              run has one, else COCO-style segm AP (the note says which)
@@ -56,6 +57,10 @@ MODEL_LABELS = {
     "mask_rcnn": "Mask R-CNN", "mask_rcnn_coco": "Mask R-CNN", "mask_rcnn_coco_init":
     "Mask R-CNN (COCO init)", "mask_rcnn_swin_t": "Mask R-CNN Swin-T",
     "sparseinst": "SparseInst", "refinemask": "RefineMask",
+    "contrastmask_x50_voc2nonvoc": "ContrastMask X-50, voc -> nonvoc",
+    "contrastmask_x50_nonvoc2voc": "ContrastMask X-50, nonvoc -> voc",
+    "contrastmask_x101_voc2nonvoc": "ContrastMask X-101, voc -> nonvoc",
+    "contrastmask_x101_nonvoc2voc": "ContrastMask X-101, nonvoc -> voc",
 }
 
 

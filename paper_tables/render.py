@@ -125,6 +125,8 @@ def render_comparison(model: str, scale: str, runs: Mapping[str, tuple[Mapping, 
                   fmt(cost.get("seconds_per_iter"), "seconds_per_iter"),
                   fmt(cost.get("peak_memory_mib"))]
         lines.append(f"| `{run}` | " + " | ".join(cells) + " |")
-    lines += ["", "Mask AP (COCO-style, pycocotools segm, x100) on the val split; memory is "
+    lines += ["", "Mask AP (COCO-style, pycocotools segm, x100) on the val split (a run marked "
+              "[occ] on val's occlusion subset, [voc] / [nonvoc] on val's VOC / non-VOC "
+              "categories only); memory is "
               "`memory_kind` of train_cost.json (CPU peak RSS or CUDA max allocated).", ""]
     return "\n".join(lines)

@@ -50,12 +50,16 @@ def test_paper_dry_run_through_the_cluster_profile_plans_every_job_with_gpus(tmp
     out = snakemake(wd, "-n", "--profile", str(REPO / "profiles/slurm"), "all", OCC, *MINI).stdout
     jobs = planned_jobs(out)
     plan = expand(yaml.safe_load((wd / "config.yaml").read_text()), "paper")
-    # Every training of every table: the sweeps of Tables 1-4, Tables 5-7's models, supp., and
-    # the same-baseline comparison's two ContrastMask runs.
-    assert len(plan.runs) == 32
+    # Every training of every table: the sweeps of Tables 1-4, Tables 5-7's models, supp., the
+    # same-baseline ContrastMask-loss runs, and ContrastMask's four ResNeXt 3x runs (mmdet).
+    assert len(plan.runs) == 36
     for run in plan.runs:
         assert f"results/paper/{run}/model_final.pth" in out, run
-    assert jobs["train_detectron2"] + jobs["train_mmdet"] == 32 and jobs["train_mmdet"] == 2
+    assert jobs["train_detectron2"] + jobs["train_mmdet"] == 36 and jobs["train_mmdet"] == 6
+    assert jobs["novel_split_coco_voc"] == 1 and jobs["novel_split_coco_nonvoc"] == 1
+    for d in ("voc2nonvoc", "nonvoc2voc"):
+        assert f"results/paper/coco/contrastmask_x101_fpn_3x_{d}/baseline/model_final.pth" in out
+    assert "contrastmask_x101_fpn_3x_voc2nonvoc/baseline/metrics_nonvoc.json" in out
     assert {k: jobs[k] for k in ("cityscapes_coco_json", "occ_split_coco", "mini_coco",
                                  "paper_tables", "figure2", "figure4", "report")} == \
         {"cityscapes_coco_json": 1, "occ_split_coco": 1, "mini_coco": 1, "paper_tables": 1,

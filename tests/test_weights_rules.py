@@ -31,11 +31,18 @@ def test_each_paper_model_starts_from_the_weights_it_was_trained_from():
     # torchvision's RGB R-50; Swin-T: torchvision's ImageNet weights; COCO init: a detector.
     assert fmt == {"mask_rcnn": "detectron2_msra_pkl", "mask_rcnn_coco": "detectron2_msra_pkl",
                    "mask_rcnn_coco_init": "detectron2_pkl", "mask_rcnn_swin_t": "torchvision_pth",
-                   "sparseinst": "torchvision_pth", "refinemask": "torchvision_pth"}
+                   "sparseinst": "torchvision_pth", "refinemask": "torchvision_pth",
+                   **{f"contrastmask_{b}_{d}": "torchvision_pth" for b in ("x50", "x101")
+                      for d in ("voc2nonvoc", "nonvoc2voc")}}
     assert _origin(PAPER["sparseinst"]["weights"]) is _origin(PAPER["refinemask"]["weights"])
     # The file RefineMask's mmdet config names by default is the declared one.
     mmdet_cfg = (REPO / "baselines/mmdet/configs/_base_/refinemask_r50_fpn.py").read_text()
     assert f"checkpoint='{WEIGHTS['torchvision_r50']['file']}'" in mmdet_cfg
+    # ContrastMask's configs name the files its paper models declare.
+    for role, m in PAPER.items():
+        if role.startswith("contrastmask_"):
+            text = (REPO / m["config"]).read_text()
+            assert f"checkpoint='{WEIGHTS[m['weights']]['file']}'" in text, role
 
 
 def test_known_digests_agree_with_the_prefix_torchvision_puts_in_the_file_name():

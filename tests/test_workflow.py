@@ -59,16 +59,31 @@ def test_embedded_dry_run_plans_every_table_of_the_matrix(tmp_path):
     out = snakemake(wd, "-n", "--cores", "2").stdout
     jobs = planned_jobs(out)
     plan = expand(yaml.safe_load((wd / "config.yaml").read_text()), "embedded")
-    # Four models, with and without DCL, the Mask R-CNN sweep points of Tables 1-4 + supp., and
-    # the same-baseline comparison's ContrastMask and DCL + ContrastMask runs.
-    assert len(plan.runs) == 15
+    # Four models, with and without DCL, the Mask R-CNN sweep points of Tables 1-4 + supp., the
+    # same-baseline ContrastMask-loss runs and ContrastMask itself (voc -> nonvoc).
+    assert len(plan.runs) == 16
     assert jobs["train_detectron2"] + jobs["train_mmdet"] == len(plan.runs)
     for run in plan.runs:
         assert f"results/embedded/{run}/model_final.pth" in out, run
     assert jobs["embedded_dataset"] == 1 and jobs["occ_split_embedded"] == 1
+    # ContrastMask is scored on val's non-VOC (novel) categories only.
+    assert jobs["novel_split_embedded_nonvoc"] == 1
+    assert "results/embedded/embedded/contrastmask_r18/baseline/metrics_nonvoc.json" in out
+    assert "resampled_matches_nonvoc.npz" in out
     assert jobs["evaluate"] == len(plan.evaluations())
     assert jobs["features"] == 2 and jobs["figure4"] == 1 and jobs["figure2"] == 1
     assert jobs["paper_tables"] == 1 and jobs["report"] == 1
+
+
+def test_contrastmask_compare_page_plans_its_training_and_novel_scoring(tmp_path):
+    out = snakemake(workdir(tmp_path), "-n", "-p", "--cores", "2",
+                    "results/embedded/compare/contrastmask_r18.md").stdout
+    jobs = planned_jobs(out)
+    assert jobs["train_mmdet"] == 1 and jobs["predict_mmdet"] == 1 and jobs["compare_model"] == 1
+    # val (every class) and the non-VOC split, each scored; the predictions restricted first.
+    assert jobs["evaluate"] == 2 and jobs["predictions_subset"] == 1
+    assert "contrastmask_r18_fpn.py --loss none" in out
+    assert "python -m dcl_data.coco_subsets novel" in out and "--split nonvoc" in out
 
 
 def test_seeds_repeat_every_run_beside_the_default_folders(tmp_path):

@@ -90,6 +90,33 @@ for _name, _dataset in config["datasets"].items():
             ") > {log:q} 2>&1"
 
 
+# Novel-category splits of val (partially-supervised scoring: ContrastMask): every image, the
+# annotations of the VOC or non-VOC categories (dcl_data/voc_split.py, dcl_data/coco_subsets.py).
+for _name, _dataset in config["datasets"].items():
+    for _split in ("voc", "nonvoc"):
+        if _split not in _dataset:
+            continue
+
+        rule:
+            """Val restricted to one side of the VOC / non-VOC category split."""
+            name:
+                f"novel_split_{_name}_{_split}"
+            input:
+                dataset_inputs(SimpleNamespace(dataset=_name)),
+            output:
+                _dataset[_split]["json"],
+            log:
+                f"logs/data/novel_split_{_name}_{_split}.log",
+            conda:
+                "../../envs/detectron2.yaml"
+            params:
+                val=_dataset["val"]["json"],
+                split=_split,
+            shell:
+                "python -m dcl_data.coco_subsets novel {params.val:q} --split {params.split}"
+                " --out {output:q} > {log:q} 2>&1"
+
+
 if {"coco", "mini_coco"} <= set(config["datasets"]):
 
     rule mini_coco:

@@ -33,7 +33,8 @@ use rule predict_detectron2 as predict_mmdet with:
 
 
 rule predictions_subset:
-    """A run's val predictions restricted to the images of a subset of val (COCO-OCC)."""
+    """A run's val predictions restricted to the images and categories of a subset of val
+    (COCO-OCC; the VOC / non-VOC categories)."""
     input:
         data=dataset_inputs,
         subset=lambda wildcards: split(wildcards.dataset, wildcards.split)["json"],
@@ -41,7 +42,7 @@ rule predictions_subset:
     output:
         f"{RESULTS}/{{dataset}}/{{model}}/{{variant}}/predictions_{{split}}.json",
     wildcard_constraints:
-        split="occ",
+        split="occ|voc|nonvoc",
     log:
         f"logs/{SCALE}/subset/{{dataset}}/{{model}}/{{variant}}_{{split}}.log",
     conda:

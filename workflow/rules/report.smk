@@ -151,18 +151,27 @@ def model_runs(wildcards):
     return runs
 
 
+def model_scorings(wildcards):
+    """(run, split) of every run of the model: val, then each other split a table scores it on
+    (COCO-OCC, a novel-category split)."""
+    scored = PLAN.evaluations()
+    return [(r, split) for r in model_runs(wildcards)
+            for split in ["val"] + [s for run, s in scored if run == r and s != "val"]]
+
+
 rule compare_model:
     """One model with and without DCL at this scale, e.g.
-    `snakemake --cores all results/embedded/compare/sparseinst_r18.md`."""
+    `snakemake --cores all results/embedded/compare/sparseinst_r18.md`; a run scored on another
+    split too (occ, voc, nonvoc) gets a row per split."""
     input:
-        metrics=lambda wildcards: [f"{run_dir(r)}/metrics_val.json" for r in model_runs(wildcards)],
-        costs=lambda wildcards: [f"{run_dir(r)}/train_cost.json" for r in model_runs(wildcards)],
+        metrics=lambda wildcards: [f"{run_dir(r)}/metrics_{s}.json" for r, s in model_scorings(wildcards)],
+        costs=lambda wildcards: [f"{run_dir(r)}/train_cost.json" for r, _ in model_scorings(wildcards)],
     output:
         f"{RESULTS}/compare/{{model}}.md",
     log:
         f"logs/{SCALE}/report/compare_{{model}}.log",
     params:
-        runs=model_runs,
+        runs=lambda wildcards: [r if s == "val" else f"{r} [{s}]" for r, s in model_scorings(wildcards)],
         scale=SCALE,
     conda:
         "../../envs/detectron2.yaml"

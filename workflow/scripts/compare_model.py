@@ -1,4 +1,5 @@
-"""One model's runs at a scale side by side (snakemake ... results/{scale}/compare/{model}.md)."""
+"""One model's runs at a scale side by side (snakemake ... results/{scale}/compare/{model}.md);
+a run scored on several splits has a row per split, labelled ``run [split]``."""
 
 import sys
 

@@ -8,19 +8,26 @@ allow_failed_imports=False)``) registers in mmdet's registries:
 - ``DurableCheckpointHook`` (HOOKS): ``CheckpointHook`` writing atomically and durably;
 - ``TrainingCostHook`` (HOOKS): ``train_cost.json`` (paper Table 9);
 - ``TrainMetricsHook`` (HOOKS): ``train_metrics.json``, per-iteration losses and LR;
-- ``CocoResultsWriter`` (METRICS): COCO-format results for the project's evaluation step.
+- ``CocoResultsWriter`` (METRICS): COCO-format results for the project's evaluation step;
+- ContrastMask (Wang et al., CVPR 2022) and its partially-supervised data
+  (:mod:`dcl_mmdet.contrastmask`).
 """
 
 from .checkpoint import DurableCheckpointHook
 from .coco_results import CocoResultsWriter, instances_to_coco
 from .contrast import apply_loss_settings, build_contrast_loss
+from .contrastmask import (CamConvBBoxHead, CocoPartialDataset, ContrastMaskHead,
+                           ContrastMaskRoIHead, ContrastRampHook, LoadPartialAnnotations,
+                           PackPartialInputs)
 from .cost import COST_FILE, TrainingCostHook
 from .metrics_hook import METRICS_FILE, TrainMetricsHook
 from .refine_roi_head import RefineRoIHead
 from .refinemask_head import RefineMaskHead
 
 __all__ = [
-    "COST_FILE", "CocoResultsWriter", "DurableCheckpointHook", "METRICS_FILE", "RefineMaskHead",
+    "COST_FILE", "CamConvBBoxHead", "CocoPartialDataset", "CocoResultsWriter",
+    "ContrastMaskHead", "ContrastMaskRoIHead", "ContrastRampHook", "LoadPartialAnnotations",
+    "PackPartialInputs", "DurableCheckpointHook", "METRICS_FILE", "RefineMaskHead",
     "RefineRoIHead", "TrainMetricsHook", "TrainingCostHook", "apply_loss_settings",
     "build_contrast_loss",
     "instances_to_coco",

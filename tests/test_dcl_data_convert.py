@@ -210,6 +210,12 @@ def test_geotiff_footprints_become_pixel_masks(tmp_path):
     expected[1, 0:2, 8:10] = expected[1, 8:10, 8:10] = True
     np.testing.assert_array_equal(masks, expected)
 
+    other = {"type": "FeatureCollection", "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::4326"}},
+             "features": features}
+    (tmp_path / "crs.geojson").write_text(json.dumps(other))
+    np.testing.assert_array_equal(_footprint_masks(tmp_path / "crs.geojson", transform, 10, 10, 4326), expected)
+    with pytest.raises(DatasetError, match="but the image is EPSG:32616"):
+        _footprint_masks(tmp_path / "crs.geojson", transform, 10, 10, 32616)
     (tmp_path / "bad.geojson").write_text(json.dumps({"type": "FeatureCollection", "features": [
         {"type": "Feature", "geometry": {"type": "Point", "coordinates": [1000, 2000]}}]}))
     with pytest.raises(DatasetError, match=r"features\[0\] is a Point"):

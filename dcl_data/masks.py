@@ -50,20 +50,24 @@ def instances_from_masks(masks: np.ndarray, categories: Sequence[str]) -> list[I
     return [Instance(category=c, mask=m.astype(bool)) for c, m in zip(categories, masks)]
 
 
-def tile_origins(height: int, width: int, tile: int, stride: int, row_range: tuple[int, int]) -> list[tuple[int, int]]:
+def tile_origins(height: int, width: int, tile: int, stride: int, row_range: tuple[int, int],
+                 col_range: tuple[int, int] | None = None) -> list[tuple[int, int]]:
     """Top-left ``(y, x)`` of every ``tile`` x ``tile`` window, stepped by ``stride``,
-    that lies wholly inside rows ``row_range = (y0, y1)`` and columns ``[0, width)`` of an
-    image of ``height`` x ``width`` pixels. Row-major order.
+    that lies wholly inside rows ``row_range = (y0, y1)`` and columns ``col_range = (x0, x1)``
+    (default ``(0, width)``) of an image of ``height`` x ``width`` pixels. Row-major order.
 
     Raises:
-        ValueError: a non-positive tile/stride, or a row range outside the image.
+        ValueError: a non-positive tile/stride, or a row or column range outside the image.
     """
     y0, y1 = row_range
+    x0, x1 = (0, width) if col_range is None else col_range
     if tile <= 0 or stride <= 0:
         raise ValueError("tile and stride must be positive")
     if not 0 <= y0 < y1 <= height:
         raise ValueError(f"row range {row_range} outside an image of height {height}")
-    return [(y, x) for y in range(y0, y1 - tile + 1, stride) for x in range(0, width - tile + 1, stride)]
+    if not 0 <= x0 < x1 <= width:
+        raise ValueError(f"column range {col_range} outside an image of width {width}")
+    return [(y, x) for y in range(y0, y1 - tile + 1, stride) for x in range(x0, x1 - tile + 1, stride)]
 
 
 def area_of(instance: Instance, height: int, width: int) -> float:

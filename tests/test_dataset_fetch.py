@@ -8,10 +8,10 @@ from __future__ import annotations
 import functools
 import hashlib
 import http.server
+import os
 import shutil
 import subprocess
 import sys
-import threading
 import zipfile
 from pathlib import Path
 
@@ -23,6 +23,7 @@ from dcl_data.dataset_fetch import (CITYSCAPES_PASSWORD_ENV, CITYSCAPES_USER_ENV
                                     unpack)
 from dcl_data.paper_sets import check_cityscapes_layout, check_coco_layout
 from dcl_data.preflight_sets import make_cityscapes, make_coco
+from test_fetch import local_server
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -58,13 +59,8 @@ def coco_zips(tmp_path_factory):
 
 @pytest.fixture()
 def server(coco_zips):
-    handler = functools.partial(_QuietHandler, directory=str(coco_zips))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with local_server(functools.partial(_QuietHandler, directory=str(coco_zips))) as url:
+        yield url
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -182,7 +178,7 @@ def test_cityscapes_without_credentials_says_what_to_set_and_never_calls_the_dow
 
 
 def test_cityscapes_cli_without_credentials_is_one_line(tmp_path):
-    env = {k: v for k, v in __import__("os").environ.items()
+    env = {k: v for k, v in os.environ.items()
            if k not in (CITYSCAPES_USER_ENV, CITYSCAPES_PASSWORD_ENV)}
     result = subprocess.run(
         [sys.executable, "-m", "dcl_data.dataset_fetch", "cityscapes", str(tmp_path / "cs"),

@@ -60,6 +60,8 @@ def _move_into(src: Path, dst: Path) -> None:
     else:
         if dst.is_dir():
             shutil.rmtree(dst)
+        elif src.is_dir() and dst.exists():
+            dst.unlink()  # os.replace cannot put a folder over a file
         os.replace(src, dst)
 
 

@@ -214,3 +214,25 @@ def test_cityscapes_md5_mismatch_deletes_the_download(monkeypatch, cityscapes_zi
         fetch_cityscapes_package("gtFine_trainvaltest.zip", tmp_path / "cs", tmp_path / "dl",
                                  env=env)
     assert not list((tmp_path / "dl").rglob("*.zip")) and not (tmp_path / "cs").exists()
+
+
+# --- The workflow: opt-in -----------------------------------------------------------------------
+
+
+def test_the_workflow_downloads_datasets_only_when_asked(tmp_path):
+    from test_workflow import planned_jobs, snakemake, workdir
+
+    (tmp_path / "embedded").mkdir()
+    plain = snakemake(workdir(tmp_path / "embedded"), "-n", "--cores", "1").stdout
+    assert "Job stats" in plain and not any(j.startswith("fetch_") for j in planned_jobs(plain))
+    # At paper scale a missing dataset stops the plan naming the file, not planning a download.
+    (tmp_path / "paper").mkdir()
+    wd = workdir(tmp_path / "paper", scale="paper")
+    result = snakemake(wd, "-n", "--cores", "1", check=False)
+    assert result.returncode != 0 and "datasets/coco/annotations/instances_" in result.stdout
+    assert "fetch_coco" not in result.stdout and "fetch_cityscapes" not in result.stdout
+    asked = planned_jobs(snakemake(wd, "-n", "--cores", "1", "fetch_datasets").stdout)
+    assert asked == {"fetch_cityscapes_gtFine_trainvaltest": 1,
+                     "fetch_cityscapes_leftImg8bit_trainvaltest": 1,
+                     "fetch_coco_annotations_trainval2017": 1, "fetch_coco_train2017": 1,
+                     "fetch_coco_val2017": 1, "fetch_datasets": 1, "total": 6}

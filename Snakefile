@@ -19,6 +19,7 @@ validate(config, "workflow/schemas/config.schema.yaml")
 include: "workflow/rules/common.smk"
 include: "workflow/rules/preflight.smk"
 include: "workflow/rules/data.smk"
+include: "workflow/rules/fetch_datasets.smk"
 include: "workflow/rules/weights.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"

@@ -33,13 +33,15 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _CHUNK = 1 << 20
 
 
-def check_sha256_declared(sha256: Optional[str], url: str, out: Path, label: str = "") -> str:
+def check_sha256_declared(sha256: Optional[str], url: str, out: Path, label: str = "",
+                          section: str = "weights") -> str:
     """The declared digest, lower-cased; refuses a missing, ``UNKNOWN`` or malformed one.
 
     Raises:
-        DownloadError: one line saying what to set (``label`` names the declaration).
+        DownloadError: one line saying what to set (``label`` names the declaration under
+            ``config.yaml`` ``section``).
     """
-    where = f"config.yaml weights.{label}.sha256" if label else "--sha256"
+    where = f"config.yaml {section}.{label}.sha256" if label else "--sha256"
     value = (sha256 or "").strip().lower()
     if not value or value == UNKNOWN_SHA256.lower():
         raise DownloadError(
@@ -99,7 +101,7 @@ def _transfer(url: str, part: Path, timeout: float) -> None:
 
 
 def fetch_url(url: str, out: Path, sha256: Optional[str], *, label: str = "",
-              timeout: float = 60.0) -> Path:
+              section: str = "weights", timeout: float = 60.0) -> Path:
     """Download ``url`` to ``out`` unless a file with the declared digest is already there.
 
     Args:
@@ -107,6 +109,7 @@ def fetch_url(url: str, out: Path, sha256: Optional[str], *, label: str = "",
         out: destination; its folder is created. ``out.part`` holds an unfinished transfer.
         sha256: the declared lowercase hex digest (64 digits).
         label: name of the declaration, for the messages (e.g. ``msra_r50``).
+        section: the config.yaml section declaring it (``weights``, ``dataset_downloads.coco``).
         timeout: seconds to wait for the server at each read.
 
     Returns:
@@ -119,7 +122,7 @@ def fetch_url(url: str, out: Path, sha256: Optional[str], *, label: str = "",
             downloaded bytes (the part is deleted).
     """
     out = Path(out)
-    digest = check_sha256_declared(sha256, url, out, label)
+    digest = check_sha256_declared(sha256, url, out, label, section)
     if out.is_file():
         got = sha256_of(out)
         if got != digest:

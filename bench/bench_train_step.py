@@ -85,14 +85,14 @@ def run_one(args, variant: str) -> dict:
 
     from detectron2.utils.events import EventStorage
 
-    times, loss_names = [], None
+    times, cpu_times, loss_names = [], [], None
     with EventStorage(0):
         for i in range(args.warmup + args.iters):
             if cuda and i == args.warmup:
                 torch.cuda.reset_peak_memory_stats()
             if cuda:
                 torch.cuda.synchronize()
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             losses = model(batch)
             total = sum(losses.values())
             optimizer.zero_grad(set_to_none=True)
@@ -102,6 +102,7 @@ def run_one(args, variant: str) -> dict:
                 torch.cuda.synchronize()
             if i >= args.warmup:
                 times.append(time.perf_counter() - start)
+                cpu_times.append(time.process_time() - start_cpu)
             loss_names = sorted(losses)
             if not torch.isfinite(total):
                 raise RuntimeError(f"non-finite loss at step {i}: {losses}")
@@ -115,6 +116,9 @@ def run_one(args, variant: str) -> dict:
         "variant": variant,
         "median_step_s": statistics.median(times),
         "mean_step_s": statistics.fmean(times),
+        # the process's CPU time: on a shared CPU steadier than the wall time (other processes
+        # stretch the wall time); with --threads 1 comparable across variants
+        "median_step_cpu_s": statistics.median(cpu_times),
         "steps": len(times),
         "peak_mem_mib": peak,
         "peak_mem_kind": peak_kind,
@@ -159,16 +163,19 @@ def main(argv=None) -> int:
         "peak_mem_ratio": dcl["peak_mem_mib"] / base["peak_mem_mib"],
         # every variant against the baseline
         "ratios": {name: {"step_time": r["median_step_s"] / base["median_step_s"],
+                          "step_cpu_time": r["median_step_cpu_s"] / base["median_step_cpu_s"],
                           "peak_mem": r["peak_mem_mib"] / base["peak_mem_mib"]}
                    for name, r in results.items()},
     }
-    print(f"{'variant':<18} {'median step (s)':>16} {'peak mem (MiB)':>15}  [{base['peak_mem_kind']}]")
+    print(f"{'variant':<18} {'median step (s)':>16} {'CPU (s)':>9} {'peak mem (MiB)':>15}"
+          f"  [{base['peak_mem_kind']}]")
     for name, r in results.items():
-        print(f"{name:<18} {r['median_step_s']:>16.4f} {r['peak_mem_mib']:>15.1f}")
+        print(f"{name:<18} {r['median_step_s']:>16.4f} {r['median_step_cpu_s']:>9.4f}"
+              f" {r['peak_mem_mib']:>15.1f}")
     for name, ratio in summary["ratios"].items():
         if name != "baseline":
-            print(f"{name} / baseline: step time x{ratio['step_time']:.3f}, "
-                  f"peak memory x{ratio['peak_mem']:.3f}")
+            print(f"{name} / baseline: step time x{ratio['step_time']:.3f} (CPU time "
+                  f"x{ratio['step_cpu_time']:.3f}), peak memory x{ratio['peak_mem']:.3f}")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(summary, indent=2))

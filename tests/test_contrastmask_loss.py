@@ -404,6 +404,25 @@ def test_bad_inputs_are_one_line(call, error, match):
     assert "\n" not in str(info.value)
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_the_loss_does_not_synchronise_a_cuda_device():
+    module = ContrastMaskLoss.from_settings(small_settings(), 4).cuda()
+    features = torch.randn(3, 4, 12, 12, device="cuda", requires_grad=True)
+    masks = disk_masks([3, 4.5, 5]).cuda()
+    cam = torch.rand(3, 12, 12, device="cuda")
+    novel = torch.tensor([False, True, False], device="cuda")
+    generator = torch.Generator(device="cuda").manual_seed(0)
+    module(features, masks, cam=cam, is_novel=novel, generator=generator)  # warm-up
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        loss = module(features, masks, cam=cam, is_novel=novel, generator=generator)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    loss.backward()
+    assert torch.isfinite(loss)
+
+
 def test_half_features_give_a_float32_loss():
     module = ContrastMaskLoss.from_settings(small_settings(), 4)
     loss = module(torch.randn(2, 4, 12, 12).bfloat16(), disk_masks([3, 4.5]),

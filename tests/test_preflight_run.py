@@ -75,6 +75,9 @@ def _finite(values) -> bool:
 # and RefineMask trains one epoch over one image. The per-GPU batch itself (memory) is the full
 # preflight's to prove. At the preset's batches the Swin-T job alone ran past 10 minutes on a
 # busy 2-core machine (then the kernel's OOM killer stopped it beside another 11 GB training).
+# Cut so, measured once on that machine (2 cores at load 7-10, nice 5): about 35 min in all,
+# the four trainings 516 s (Mask R-CNN Cityscapes), 277 s (Swin-T), 307 s (SparseInst),
+# 216 s (RefineMask), peak RSS 2.5-4.6 GB each; not yet measured on an idle machine.
 CI_OPTS = {"detectron2": ["SOLVER.IMS_PER_BATCH", "4"],
            "mmdet": ["train_dataloader.dataset.dataset.indices=1"]}
 

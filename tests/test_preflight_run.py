@@ -91,7 +91,12 @@ def ci_config() -> dict:
     return config
 
 
+# Opt-in until it fits CI's hour beside the rest of the suite: measured about 35 min on a busy
+# 2-core machine (Mask R-CNN Cityscapes 516 s, Swin-T 277 s, SparseInst 307 s, RefineMask 216 s).
 @pytest.mark.slow
+@pytest.mark.skipif(not os.environ.get("DCL_TEST_PREFLIGHT"),
+                    reason="the preflight slice (4 paper-config trainings, ~35 min on 2 cores) "
+                           "runs with DCL_TEST_PREFLIGHT=1")
 def test_preflight_one_training_per_model_family(tmp_path):
     config = ci_config()
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))

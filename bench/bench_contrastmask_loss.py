@@ -4,12 +4,14 @@ Both losses get the same ``[R, C, H, W]`` features (requiring grad, as a mask he
 same elliptical masks; one step is forward + backward of the loss alone, parameters included
 (DCL: its 1x1 projection; ContrastMask: its contrastive head, by default the official 8-conv
 encoder and projector). The median of ``--repeats`` timed steps after ``--warmup`` untimed ones
-is reported per loss, and the ratio to DCL.
+is reported per loss, and the ratio to DCL, in wall time and in the process's CPU time (on a
+shared machine, CPU time at ``--threads 1`` is the steadier of the two: other processes stretch
+the wall time, not the CPU time).
 
-    OMP_NUM_THREADS=1 python bench/bench_contrastmask_loss.py --threads 1 --rois 64 \
+    OMP_NUM_THREADS=1 python -m bench.bench_contrastmask_loss --threads 1 --rois 64 \
         --channels 128 --out bench_contrastmask.json
     # a narrower contrastive head:
-    python bench/bench_contrastmask_loss.py --contrastmask embed_channels=64 num_encoder_convs=2
+    python -m bench.bench_contrastmask_loss --contrastmask embed_channels=64 num_encoder_convs=1
 
 ``--contrastmask KEY=VALUE ...`` sets ContrastMaskSettings (the CLI's ``--loss`` words); the
 loss is always built with ``detach_features=False`` so both losses send gradients to the
@@ -19,9 +21,10 @@ features (the same-baseline comparison's setting).
 from __future__ import annotations
 
 import argparse
-import json
 import platform
+import statistics
 import sys
+import time
 
 import torch
 
@@ -77,14 +80,22 @@ def bench(args) -> list[dict]:
                 return loss
 
             timing = time_step(step, device, args.warmup, args.repeats)
-            base = base or timing["median_ms"]
+            cpu_ms = []
+            for _ in range(args.repeats if device.type == "cpu" else 0):
+                start = time.process_time()
+                step()
+                cpu_ms.append((time.process_time() - start) * 1e3)
+            timing["median_cpu_ms"] = statistics.median(cpu_ms) if cpu_ms else None
+            base = base or timing
             records.append({
                 "loss": name, "device": str(device), "rois": r, "channels": args.channels,
                 "size": args.size, "threads": torch.get_num_threads(),
                 "parameters": sum(p.numel() for p in module.parameters()),
                 "variant": module.settings.variant_name() if name == "contrastmask"
                 else DCLSettings(max_rois=None).variant_name(),
-                "ratio_to_dcl": timing["median_ms"] / base, **timing})
+                "ratio_to_dcl": timing["median_ms"] / base["median_ms"],
+                "cpu_ratio_to_dcl": (timing["median_cpu_ms"] / base["median_cpu_ms"]
+                                     if timing["median_cpu_ms"] else None), **timing})
     return records
 
 
@@ -92,11 +103,14 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     records = bench(args)
-    print(f"{'loss':<14}{'R':>5}{'C':>6}{'params':>10}{'median ms':>12}{'q1-q3 ms':>18}{'x DCL':>8}")
+    print(f"{'loss':<14}{'R':>5}{'C':>6}{'params':>10}{'median ms':>12}{'q1-q3 ms':>18}{'x DCL':>8}"
+          f"{'CPU ms':>11}{'x DCL':>8}")
     for rec in records:
+        cpu = rec["median_cpu_ms"]
         print(f"{rec['loss']:<14}{rec['rois']:>5}{rec['channels']:>6}{rec['parameters']:>10}"
               f"{rec['median_ms']:>12.1f}{rec['q1_ms']:>9.1f}-{rec['q3_ms']:<8.1f}"
-              f"{rec['ratio_to_dcl']:>8.2f}")
+              f"{rec['ratio_to_dcl']:>8.2f}"
+              + (f"{cpu:>11.1f}{rec['cpu_ratio_to_dcl']:>8.2f}" if cpu is not None else ""))
     if args.out:
         write_json_atomic(args.out, {"argv": sys.argv[1:], "torch": torch.__version__,
                                      "machine": platform.machine(), "records": records},

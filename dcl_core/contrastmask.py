@@ -16,7 +16,7 @@ from torch import nn
 
 from .contrastmask_keys import SampledKeys, contrastmask_key_sets, sample_key_sets
 from .contrastmask_settings import ContrastMaskSettings
-from .roi_inputs import check_roi_inputs
+from .roi_inputs import check_roi_inputs, exact_zero
 from .sampling import _check_count
 
 __all__ = ["ContrastMaskLoss", "contrastmask_term", "nonlocal_enhance"]
@@ -253,10 +253,7 @@ class ContrastMaskLoss(nn.Module):
         if r == 0:
             # BN cannot normalise an empty batch: an exact 0 that still uses every parameter.
             self.last_num_valid = torch.zeros((), dtype=torch.int64, device=features.device)
-            zero = encoded.sum() * 0.0
-            for p in self.parameters():
-                zero = zero + p.sum() * 0.0
-            return zero, encoded
+            return exact_zero(encoded, self), encoded
         embeddings = self.embed(encoded)  # [R, HW, E]
         sets = contrastmask_key_sets(gt_masks, cam, is_novel, cam_threshold=s.cam_threshold,
                                      inner_edge_easy=s.inner_edge_easy)

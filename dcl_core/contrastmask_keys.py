@@ -174,10 +174,10 @@ def contrastmask_key_sets(
 
 
 def sample_counts(set_sizes: torch.Tensor, sample_ratio: float) -> torch.Tensor:
-    """``ceil(sigma x n)`` for set sizes n, computed in float32 like the official code (whose
-    sets are float32 tensors): int64, same shape as ``set_sizes``."""
-    ratio = torch.tensor(sample_ratio, dtype=torch.float32, device=set_sizes.device)
-    return torch.ceil(ratio * set_sizes.to(torch.float32)).to(torch.int64)
+    """``ceil(sigma x n)`` for set sizes n, computed in float32 like the official code (a Python
+    float times its float32 set sizes): int64, same shape as ``set_sizes``. In float32,
+    0.3 x 100 rounds up to 30.000002, so a 100-pixel set gives 31 keys."""
+    return torch.ceil(set_sizes.to(torch.float32) * sample_ratio).to(torch.int64)
 
 
 def sample_without_replacement(

@@ -9,11 +9,11 @@ in shared/reference/contrastmask-cac.md, part A).
 from __future__ import annotations
 
 import numbers
-from dataclasses import asdict, dataclass, fields
-from typing import Any, ClassVar, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from .sampling import _check_count
-from .settings import _check_real
+from .settings import LossSettings, _check_real
 
 __all__ = ["ContrastMaskSettings"]
 
@@ -28,7 +28,7 @@ _QUIRK_SUFFIXES = {
 
 
 @dataclass(frozen=True)
-class ContrastMaskSettings:
+class ContrastMaskSettings(LossSettings):
     """Settings of ContrastMask's pixel-contrastive loss ``loss_contrastive`` (reference A.3-A.4).
 
     The loss is ``loss_weight x w(e) x [L(q_fg, E+, E-, tau_e) + L(q_fg, H+, H-, tau_h)
@@ -123,33 +123,6 @@ class ContrastMaskSettings:
                 raise TypeError(f"{key} must be a bool, got {type(getattr(self, key)).__name__}")
         for key, value in checked.items():
             object.__setattr__(self, key, value)
-
-    @classmethod
-    def keys(cls) -> tuple[str, ...]:
-        """The setting names, in declaration order."""
-        return tuple(f.name for f in fields(cls))
-
-    @classmethod
-    def from_mapping(cls, mapping: Mapping[str, Any]) -> "ContrastMaskSettings":
-        """Settings from a plain mapping; missing keys take the defaults.
-
-        Raises:
-            ValueError: an unknown key (``unknown key(s) [...]; known: [...]``), or a bad value.
-            TypeError: a value of the wrong type.
-        """
-        unknown = sorted(set(mapping) - set(cls.keys()))
-        if unknown:
-            raise ValueError(f"unknown key(s) {unknown}; known: {sorted(cls.keys())}")
-        return cls(**mapping)
-
-    def to_mapping(self) -> dict:
-        """The settings as a plain dict (every key, declaration order)."""
-        return asdict(self)
-
-    @property
-    def enabled(self) -> bool:
-        """False for ``loss_weight`` 0: no loss is built."""
-        return self.loss_weight != 0
 
     def epoch_weight(self, epoch: int) -> float:
         """w(e) of the 0-based epoch ``epoch``: ``min(max(ramp_start, e / ramp_epochs), 1)``

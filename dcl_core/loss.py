@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from .infonce import info_nce
-from .roi_inputs import check_roi_inputs
+from .roi_inputs import check_roi_inputs, exact_zero
 from .sampling import _check_count, sample_pixels
 from .settings import ROI_SELECTIONS, DCLSettings
 
@@ -142,15 +142,6 @@ class DenseContrastiveLoss(nn.Module):
             f"pair_reduction={self.pair_reduction!r}, roi_reduction={self.roi_reduction!r}"
         )
 
-    def _zero(self, features: torch.Tensor) -> torch.Tensor:
-        # An exact 0 that still depends on every input and parameter, so autograd and DDP
-        # (which expects every parameter to receive a gradient) see them used.
-        zero = features.sum() * 0.0
-        for p in self.parameters():
-            zero = zero + p.sum() * 0.0
-        # Same dtype as the R > 0 path, where info_nce computes half inputs in float32.
-        return zero.float() if zero.dtype in (torch.float16, torch.bfloat16) else zero
-
     def forward(
         self,
         features: torch.Tensor,
@@ -198,7 +189,7 @@ class DenseContrastiveLoss(nn.Module):
         self.last_num_rois = r
         if r == 0:
             self.last_num_valid = torch.zeros((), dtype=torch.int64, device=features.device)
-            return self._zero(features) * self.loss_weight
+            return exact_zero(features, self) * self.loss_weight
 
         sampled = sample_pixels(
             gt_masks,

@@ -1,4 +1,4 @@
-"""The input check every mask-head loss of the project shares.
+"""What every mask-head loss of the project shares: the input check and the exact zero.
 
 Every loss module takes ``forward(features [R, C, H, W] float, gt_masks [R, H, W] bool,
 mask_logits: Optional[[R, H, W] float] = None, ...)`` and refuses anything else with one line.
@@ -9,8 +9,19 @@ from __future__ import annotations
 from typing import Optional
 
 import torch
+from torch import nn
 
-__all__ = ["check_roi_inputs"]
+__all__ = ["check_roi_inputs", "exact_zero"]
+
+
+def exact_zero(tensor: torch.Tensor, module: nn.Module) -> torch.Tensor:
+    """An exact 0-dim 0 that still depends on ``tensor`` and every parameter of ``module``, so
+    autograd and DDP (which expects every parameter to receive a gradient) see them used.
+    float32 for half inputs, like the losses' other paths."""
+    zero = tensor.sum() * 0.0
+    for p in module.parameters():
+        zero = zero + p.sum() * 0.0
+    return zero.float() if zero.dtype in (torch.float16, torch.bfloat16) else zero
 
 
 def _kind(x) -> str:

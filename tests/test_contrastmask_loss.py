@@ -404,8 +404,44 @@ def test_bad_inputs_are_one_line(call, error, match):
     assert "\n" not in str(info.value)
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_the_loss_does_not_synchronise_a_cuda_device():
+    module = ContrastMaskLoss.from_settings(small_settings(), 4).cuda()
+    features = torch.randn(3, 4, 12, 12, device="cuda", requires_grad=True)
+    masks = disk_masks([3, 4.5, 5]).cuda()
+    cam = torch.rand(3, 12, 12, device="cuda")
+    novel = torch.tensor([False, True, False], device="cuda")
+    generator = torch.Generator(device="cuda").manual_seed(0)
+    module(features, masks, cam=cam, is_novel=novel, generator=generator)  # warm-up
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        loss = module(features, masks, cam=cam, is_novel=novel, generator=generator)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    loss.backward()
+    assert torch.isfinite(loss)
+
+
 def test_half_features_give_a_float32_loss():
     module = ContrastMaskLoss.from_settings(small_settings(), 4)
     loss = module(torch.randn(2, 4, 12, 12).bfloat16(), disk_masks([3, 4.5]),
                   generator=torch.Generator().manual_seed(0))
     assert loss.dtype == torch.float32 and torch.isfinite(loss)
+
+
+def test_the_cost_bench_times_both_losses_on_one_batch(tmp_path):
+    import json
+
+    from bench.bench_contrastmask_loss import main
+
+    out = tmp_path / "bench.json"
+    assert main(["--rois", "3", "--channels", "8", "--size", "12", "--repeats", "1",
+                 "--warmup", "0", "--contrastmask", "num_encoder_convs=1", "embed_channels=8",
+                 "--out", str(out)]) == 0
+    records = json.loads(out.read_text())["records"]
+    assert [r["loss"] for r in records] == ["dcl", "contrastmask"]
+    assert records[1]["variant"] == "contrastmask_w0.1_te0.3_th0.7_s0.3_enc1_c8_grad"
+    assert records[0]["ratio_to_dcl"] == 1.0 and records[1]["median_cpu_ms"] > 0
+    with pytest.raises(SystemExit):
+        main(["--contrastmask", "tau=1"])

@@ -70,3 +70,36 @@ def test_loss_option_round_trips_and_refuses_bad_words():
                            (["dcl", "num_samples=1", "num_samples=2"], "twice")):
         with pytest.raises(ValueError, match=message):
             parse_loss_option(words)
+
+
+def test_several_losses_parse_format_and_name_one_run():
+    from dcl_core import (LOSS_SEPARATOR, ContrastMaskSettings, losses_variant_name,
+                          parse_losses)
+
+    both = (DCLSettings(loss_weight=1.0), ContrastMaskSettings(detach_features=False))
+    words = format_loss_option(both)
+    assert words.count(LOSS_SEPARATOR) == 1 and words[0] == "dcl"
+    assert words[words.index(LOSS_SEPARATOR) + 1] == "contrastmask"
+    assert parse_losses(words) == both
+    assert parse_losses(["contrastmask", "detach_features=False", "+", "dcl", "loss_weight=1"]) \
+        == both[::-1]  # order kept
+    assert parse_losses(["none"]) == () and format_loss_option(()) == ["none"]
+    assert parse_losses(["dcl"]) == (DCLSettings(),)
+    # one loss: the words are those of the single-loss form, so DCL runs keep their commands
+    assert format_loss_option((DCLSettings(),)) == format_loss_option(DCLSettings())
+    # one folder name whatever the order on the command line
+    name = "dcl_w1_t0.07_k32+contrastmask_w0.1_te0.3_th0.7_s0.3_grad"
+    assert losses_variant_name(both) == losses_variant_name(both[::-1]) == name
+    assert losses_variant_name(()) == "baseline"
+    for tokens, message in ((["dcl", "+", "dcl"], "dcl given twice"),
+                            (["dcl", "+"], "each side"), (["+", "dcl"], "each side"),
+                            (["dcl", "+", "+", "contrastmask"], "each side"),
+                            (["none", "+", "dcl"], "no other loss"),
+                            (["dcl", "+", "none"], "cannot be combined"),
+                            (["dcl", "+", "contrastmask", "tau=1"], "unknown key")):
+        with pytest.raises(ValueError, match=message) as info:
+            parse_losses(tokens)
+        assert "\n" not in str(info.value)
+    # the one-loss reading refuses a combination in one line, naming it
+    with pytest.raises(ValueError, match=r"one pixel-contrastive loss, got 2 \(dcl \+ contrastmask\)"):
+        parse_loss_option(["dcl", "+", "contrastmask"])

@@ -288,7 +288,7 @@ def test_same_baseline_tables_have_no_paper_side_and_gains_per_loss(tmp_path):
     assert sum("− baseline" in x for x in cost_md.splitlines()) == 3
     tex = render_latex(t, "embedded")
     assert "beside the paper" not in tex
-    assert tex.count(r"\\") == len(t["rows"]) + len(gains) + 2
+    assert tex.count(r"\\") == len(t["rows"]) + len(gains) + 1  # one header row: no paper
     html = render_report([t, cost], [], scale="embedded", provenance={
         "git_revision": "abc", "git_dirty": False, "generated": "now", "config_yaml": "",
         "runs": []})

@@ -239,3 +239,24 @@ def test_train_net_fails_fast_on_a_config_key_typo(tmp_path):
     assert result.returncode != 0
     assert "TEMPERATUR" in result.stderr.strip().splitlines()[-1]
     assert "Traceback" not in result.stderr
+
+
+def test_same_baseline_runs_are_planned_with_both_losses_on_the_command_line(tmp_path):
+    """The same-baseline comparison adds exactly two trainings per scale (ContrastMask's loss,
+    DCL + ContrastMask's), each given its losses as neutral --loss words; its baseline and DCL
+    rows are Table 1's runs, and its tables and their inputs are planned."""
+    cm = "contrastmask_w0.1_te0.3_th0.7_s0.3_enc1_c64_grad_noramp"
+    out = snakemake(workdir(tmp_path), "-n", "-p", "--cores", "2").stdout
+    run = "results/embedded/embedded/mask_rcnn_r18_fpn"
+    for variant in (cm, f"dcl_w1.2_t0.07_k32+{cm}"):
+        assert f"{run}/{variant}/model_final.pth" in out
+        assert f"{run}/{variant}/seg_errors_val.json" in out
+        assert f"{run}/{variant}/train_cost.json" in out
+    words = ("contrastmask loss_weight=0.1 easy_temperature=0.3 hard_temperature=0.7 "
+             "sample_ratio=0.3 min_pixels=5 cam_threshold=0.1 num_encoder_convs=1 "
+             "num_projector_layers=3 embed_channels=64 detach_features=False")
+    assert f"--loss {words}" in out
+    assert re.search(r"--loss dcl [^\n]*roi_selection=first \+ " + re.escape(words), out)
+    for table in ("same_baseline", "same_baseline_errors", "same_baseline_cost"):
+        assert f"results/embedded/paper_tables/{table}.md" in out
+    assert "results/embedded/paper_tables/figures/gains_same_baseline.png" in out

@@ -24,7 +24,8 @@ __all__ = ["add_dcl_config", "add_project_config", "add_sparseinst_config", "add
 
 
 def add_project_config(cfg: CfgNode) -> CfgNode:
-    """All of the plug-in's keys: ``MODEL.ROI_MASK_HEAD.CONTRAST_LOSS`` (DCL on Mask R-CNN),
+    """All of the plug-in's keys: ``MODEL.ROI_MASK_HEAD.CONTRAST_LOSS`` (DCL on Mask R-CNN) and
+    ``MODEL.ROI_MASK_HEAD.CONTRASTMASK_LOSS`` (ContrastMask's loss, off by default),
     ``MODEL.SWIN`` and ``SOLVER.OPTIMIZER`` (Swin-T), ``MODEL.SPARSE_INST`` (SparseInst + DCL),
     ``MODEL.WEIGHTS_CHECK`` (strict loading, dcl_detectron2.checkpoint).
     Harmless for configs that use none of them. Returns ``cfg``."""

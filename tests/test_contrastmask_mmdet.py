@@ -24,10 +24,7 @@ pytest.importorskip("mmcv")
 
 sys.path.insert(0, str(MMDET_DIR))  # dcl_mmdet without an installed copy, as the scripts do
 from mmengine.config import Config  # noqa: E402
-from mmengine.structures import InstanceData  # noqa: E402
 from mmdet.registry import DATASETS, MODELS  # noqa: E402
-from mmdet.structures import DetDataSample  # noqa: E402
-from mmdet.structures.mask import BitmapMasks  # noqa: E402
 from mmdet.utils import register_all_modules  # noqa: E402
 
 import dcl_mmdet  # noqa: E402,F401  (registers the modules)
@@ -144,24 +141,16 @@ def build_model(config=EMBEDDED, num_classes=3, **roi_head):
     return model
 
 
-def synthetic_batch(is_novel=(False, True), h=96, w=128):
-    """One image, two bright discs (classes 0 and 2), their flags as given."""
-    rng = np.random.default_rng(0)
-    yy, xx = np.mgrid[0:h, 0:w]
-    img = rng.integers(0, 60, size=(3, h, w)).astype(np.uint8)
-    masks, boxes = [], []
-    for cy, cx, r in ((35, 40, 24), (60, 92, 26)):
-        m = (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
-        img[:, m] = 200
-        ys, xs = np.nonzero(m)
-        masks.append(m.astype(np.uint8))
-        boxes.append([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1])
-    sample = DetDataSample(metainfo=dict(img_id=0, img_shape=(h, w), ori_shape=(h, w),
-                                         scale_factor=(1.0, 1.0)))
-    sample.gt_instances = InstanceData(
-        bboxes=torch.tensor(boxes, dtype=torch.float32), labels=torch.tensor([0, 2]),
-        masks=BitmapMasks(np.stack(masks), h, w), is_novel=torch.tensor(is_novel))
-    return dict(inputs=[torch.from_numpy(img)], data_samples=[sample])
+def synthetic_batch(is_novel=(False, True)):
+    """RefineMask's test batch (one image, two bright discs of classes 0 and 1, labelled 0 and
+    2 here), its instances flagged as given."""
+    from test_mmdet_refinemask import synthetic_batch as discs
+
+    batch = discs()
+    gt = batch["data_samples"][0].gt_instances
+    gt.labels = torch.tensor([0, 2])
+    gt.is_novel = torch.tensor(is_novel)
+    return batch
 
 
 def losses_of(model, batch):

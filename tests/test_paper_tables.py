@@ -88,7 +88,7 @@ def _fake_results(root: Path, plan) -> None:
     """Result files for every run of the plan, with AP values that identify the run."""
     for i, run in enumerate(sorted(plan.runs)):
         segm = {k: 10.0 + i for k in ("AP", "AP50", "AP75", "APs", "APm", "APl")}
-        for split in ("val", "occ"):
+        for split in ("val", "occ", "voc", "nonvoc"):
             _write(root / run / f"metrics_{split}.json",
                    {"segm": segm, "bbox": {"AP": 20.0 + i}, "per_class": {"person": 5.0 + i, "car": None}})
             _write(root / run / f"seg_errors_{split}.json",
@@ -104,8 +104,15 @@ def test_tables_put_measured_cells_beside_the_papers_with_sources(tmp_path):
     _fake_results(tmp_path, plan)
     tables = {t["id"]: t for t in build_tables(plan, tmp_path)}
     assert set(tables) == {f"table{i}" for i in range(1, 10)} | {"supp_unequal"} | {
-        "same_baseline", "same_baseline_errors", "same_baseline_cost"}
+        "same_baseline", "same_baseline_errors", "same_baseline_cost", "contrastmask"}
     runs = sorted(plan.runs)
+
+    # ContrastMask: novel-class AP from the run's non-VOC split, beside the README's number.
+    cm = tables["contrastmask"]["rows"]
+    assert [r["cells"]["AP"]["paper"] for r in cm] == [33.4, 37.6, 35.0, 39.8]
+    assert cm[0]["cells"]["AP"]["source"] == f"{cm[0]['run']}/metrics_nonvoc.json#segm.AP"
+    assert cm[0]["cells"]["AP"]["measured"] == 10.0 + runs.index(cm[0]["run"])
+    assert all(r["run"] is None and r["cells"]["AP"]["measured"] is None for r in cm[1:])
 
     row = next(r for r in tables["table1"]["rows"] if r["variant"] == "dcl_w1.2_t0.07_k32")
     i = runs.index(row["run"])

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Train an mmdetection 3 model of the dcl_mmdet plug-in (RefineMask, with or without DCL).
+"""Train an mmdetection 3 model of the dcl_mmdet plug-in (RefineMask +/- DCL, ContrastMask).
 
     python baselines/mmdet/train.py CONFIG --work-dir DIR --train-data JSON:IMAGES \\
         [--val-data JSON:IMAGES] [--resume] [--loss NAME KEY=VALUE ...] \\

@@ -18,29 +18,34 @@ __all__ = ["apply_loss_settings", "build_contrast_loss"]
 LOSS_KEY = "model.roi_head.mask_head.loss_contrast"
 
 
-def build_contrast_loss(cfg: Optional[Mapping], channels: int) -> Optional[nn.Module]:
+def build_contrast_loss(cfg: Optional[Mapping], channels: int, settings_class: type = DCLSettings,
+                        key: str = "loss_contrast") -> Optional[nn.Module]:
     """The loss module for ``channels``-channel RoI features, or None for the exact baseline.
 
     Args:
-        cfg: None, or a mapping with any of :class:`dcl_core.DCLSettings`' keys (missing keys
-            take dcl_core's defaults). ``loss_weight == 0`` means no loss (no module, so no
+        cfg: None, or a mapping with any of ``settings_class``' keys (missing keys take
+            dcl_core's defaults). ``loss_weight == 0`` means no loss (no module, so no
             projection parameters and the baseline's exact parameter set).
         channels: C of the features the loss will see.
+        settings_class: the loss's settings in dcl_core: :class:`dcl_core.DCLSettings`
+            (a :class:`dcl_core.DenseContrastiveLoss`), or another registered loss's, e.g.
+            :class:`dcl_core.ContrastMaskSettings` for ContrastMask's head.
+        key: the config key the mapping sits under, for messages.
 
     Returns:
-        A :class:`dcl_core.DenseContrastiveLoss`, or None.
+        The loss module of dcl_core's registry, or None.
 
     Raises:
         ValueError: an unknown key (the message names it), or a bad value; prefixed
-            ``loss_contrast:``.
+            ``{key}:``.
         TypeError: a value of the wrong type.
     """
     if cfg is None:
         return None
     try:
-        settings = DCLSettings.from_mapping(dict(cfg))
+        settings = settings_class.from_mapping(dict(cfg))
     except (TypeError, ValueError) as e:
-        raise type(e)(f"loss_contrast: {e}") from None
+        raise type(e)(f"{key}: {e}") from None
     return build_loss(settings, channels)
 
 

@@ -2,7 +2,8 @@
 # masks of the 60 non-VOC classes, scored on the 20 VOC classes. 12 epochs, lr x0.1 after
 # epochs 8 and 11; the contrastive weight ramps 0.25, 0.25, 0.5, 0.75, then 1 per epoch.
 # Run: torchrun --nproc_per_node 8 baselines/mmdet/train.py THIS_FILE --launcher pytorch ...
-_base_ = ['../_base_/contrastmask_r50_fpn.py', '../_base_/runtime.py']
+_base_ = ['../_base_/contrastmask_r50_fpn.py', '../_base_/coco_partial.py',
+          '../_base_/runtime.py']
 
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0, end=500),

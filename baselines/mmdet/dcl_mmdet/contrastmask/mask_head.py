@@ -60,10 +60,13 @@ class ContrastMaskHead(FCNMaskHead):
             raise ValueError("ContrastMaskHead: the dense contrastive loss (loss_contrast) is not "
                              "wired to this head; only loss_weight 0 (--loss none) is accepted")
         super().__init__(*args, class_agnostic=class_agnostic, **kwargs)
-        from .contrast import build_contrastmask_loss
+        from dcl_core.contrastmask import ContrastMaskSettings
+
+        from ..contrast import build_contrast_loss
 
         self.contrast_size = contrast_size
-        self.contrast_loss = build_contrastmask_loss(loss_contrastmask, self.in_channels)
+        self.contrast_loss = build_contrast_loss(loss_contrastmask, self.in_channels,
+                                                 ContrastMaskSettings, "loss_contrastmask")
         self.fuseconv = None
         if self.contrast_loss is not None:
             self.fuseconv = nn.Conv2d(self.contrast_loss.settings.embed_channels,

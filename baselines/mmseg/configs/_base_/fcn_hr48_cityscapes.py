@@ -1,0 +1,21 @@
+# mmseg's FCN HRNetV2-W48 on Cityscapes (its fcn_hr18 model and cityscapes dataset bases, W48
+# widths as mmseg's and the authors' fcn_hr48 configs set them; 512x1024 crops, 2 images per GPU,
+# ImageNet open-mmlab://msra/hrnetv2_w48, SyncBN) with OHEM, as every official baseline and CAC
+# config has it. The schedule is the leaf config's.
+_base_ = [
+    'mmseg::_base_/models/fcn_hr18.py', 'mmseg::_base_/datasets/cityscapes.py',
+    './runtime.py', './cityscapes_class_weights.py', './cac.py'
+]
+crop_size = (512, 1024)
+model = dict(
+    data_preprocessor=dict(size=crop_size),
+    pretrained='open-mmlab://msra/hrnetv2_w48',
+    backbone=dict(
+        extra=dict(
+            stage2=dict(num_channels=(48, 96)),
+            stage3=dict(num_channels=(48, 96, 192)),
+            stage4=dict(num_channels=(48, 96, 192, 384)))),
+    decode_head=dict(
+        in_channels=[48, 96, 192, 384],
+        channels=sum([48, 96, 192, 384]),
+        sampler={{_base_.ohem}}))

@@ -32,8 +32,12 @@ __all__ = ["IoUMetricWriter", "miou_from_areas"]
 
 def miou_from_areas(intersect: np.ndarray, union: np.ndarray, pred: np.ndarray,
                     label: np.ndarray, classes: Sequence[str]) -> dict:
-    """``metrics_miou.json`` contents from total pixel counts per class (each ``[K]``)."""
-    ret = IoUMetric.total_area_to_metrics(intersect, union, pred, label, ["mIoU"])
+    """``metrics_miou.json`` contents from total pixel counts per class (each ``[K]``, any
+    array-like), by mmseg's own ``IoUMetric.total_area_to_metrics``."""
+    import torch
+
+    areas = [torch.as_tensor(np.asarray(a, np.float64)) for a in (intersect, union, pred, label)]
+    ret = IoUMetric.total_area_to_metrics(*areas, ["mIoU"])
 
     def pct(x) -> Optional[float]:
         x = float(x)

@@ -1,0 +1,124 @@
+#!/usr/bin/env python
+"""Train an mmsegmentation 1.x model of the dcl_mmseg plug-in (HRNet FCN / OCRNet, with or
+without CAC).
+
+    python baselines/mmseg/train.py CONFIG --work-dir DIR --data DATA [--resume] \\
+        [--cfg-options KEY=VALUE ...] [--seed N] [--launcher pytorch]
+
+DATA is a dcl_data.semantic_labels folder or a Cityscapes root (dcl_mmseg.runner_setup); the
+data are checked before anything is built, and such a failure is one line on stderr (exit
+status 2). No evaluation while training (predict.py scores the final model). Writes to DIR:
+mmengine's checkpoints and logs, ``train_cost.json`` and ``train_metrics.json`` (dcl_mmdet's
+hooks) and, once training has reached its last iteration, ``model_final.pth`` (a hard link to,
+or copy of, the last checkpoint). ``--resume`` continues from DIR's last checkpoint (the newest
+that loads if the tagged one is damaged, with a warning; CAC's warm-up is not re-applied, see
+dcl_mmseg.CACWarmupHook); without it an old ``model_final.pth`` is removed before training
+starts. Checkpoints are read with torch's weights-only loading (dcl_mmdet.checkpoint).
+Several GPUs: ``torchrun --nproc_per_node N baselines/mmseg/train.py ... --launcher pytorch``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pickle
+import shutil
+import sys
+from pathlib import Path
+
+FINAL = "model_final.pth"
+
+
+def parse_args(argv=None):
+    from mmengine.config import DictAction
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("config")
+    parser.add_argument("--work-dir", required=True, type=Path)
+    parser.add_argument("--data", required=True, type=Path, metavar="DIR")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from the last checkpoint in --work-dir")
+    parser.add_argument("--cfg-options", nargs="+", action=DictAction, metavar="KEY=VALUE",
+                        help="override config keys, e.g. train_cfg.max_iters=400")
+    parser.add_argument("--seed", type=int, metavar="N",
+                        help="the run's seed (randomness.seed); default: the config's")
+    parser.add_argument("--launcher", choices=["none", "pytorch", "slurm", "mpi"], default="none")
+    return parser.parse_args(argv)
+
+
+def build_config(args):
+    """The resolved config for ``args``; raises ``CliError`` on a user error."""
+    from dcl_mmdet.checkpoint import resume_checkpoint
+    from dcl_mmdet.runner_setup import check_pretrained, load_config, schedule_warnings
+    from dcl_mmseg.runner_setup import CliError, set_data, set_num_classes
+
+    if args.work_dir.exists() and not args.work_dir.is_dir():
+        raise CliError(f"--work-dir {args.work_dir} is a file, not a folder")
+    cfg = load_config(args.config, args.cfg_options, None, args.seed)
+    classes = set_data(cfg.train_dataloader, args.data, "train")
+    if classes is not None:
+        set_num_classes(cfg, len(classes))
+    check_pretrained(cfg.model)
+    for line in schedule_warnings(cfg):
+        print(f"warning: {line}", file=sys.stderr)
+    # Scored once at the end by predict.py, not while training.
+    cfg.val_dataloader = cfg.val_evaluator = cfg.val_cfg = None
+    cfg.work_dir = str(args.work_dir)
+    cfg.resume = False
+    if args.resume:
+        checkpoint, warning = resume_checkpoint(args.work_dir)
+        if warning:
+            print(f"warning: {warning}", file=sys.stderr)
+        if checkpoint:
+            cfg.load_from, cfg.resume = checkpoint, True
+    cfg.launcher = args.launcher
+    return cfg
+
+
+def publish_final(work_dir: Path) -> Path:
+    """Make ``work_dir/model_final.pth`` the checkpoint named in ``work_dir/last_checkpoint``."""
+    from analysis.io import atomic_path
+
+    last = Path((work_dir / "last_checkpoint").read_text().strip())
+    final = work_dir / FINAL
+    with atomic_path(final) as tmp:
+        os.unlink(tmp)
+        try:
+            os.link(last, tmp)
+        except OSError:  # another file system, or no hard links
+            shutil.copyfile(last, tmp)
+    return final
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from dcl_mmdet.checkpoint import allow_mmengine_checkpoints
+    from dcl_mmseg.runner_setup import CliError
+
+    allow_mmengine_checkpoints()
+    try:
+        cfg = build_config(args)
+    except CliError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    from mmengine.dist import is_main_process
+    from mmengine.runner import Runner
+
+    from dcl_mmdet.distributed import setup_cpu_distributed
+
+    if not args.resume:
+        (args.work_dir / FINAL).unlink(missing_ok=True)
+    setup_cpu_distributed(cfg)  # torchrun on CPUs: gloo, DDP without device ids
+    runner = Runner.from_cfg(cfg)
+    try:
+        runner.train()
+    except pickle.UnpicklingError as e:  # a weights file weights-only loading refuses
+        print(f"error: {' '.join(str(e).split())[:300]}", file=sys.stderr)
+        return 2
+    if runner.iter >= runner.max_iters and is_main_process():
+        print(f"model_final: {publish_final(args.work_dir)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -17,7 +17,8 @@ per-class AP (Table 5)       ``metrics_cityscapes.json`` per_class, else COCO-st
                              ``metrics_val.json`` per_class
 dAP_fFP / dAP_bFP / dAP_FN   ``seg_errors_{split}.json`` delta[type].AP
 hours, memory_gib, ...       ``train_cost.json`` (analysis.cost)
-AP_test, AP_dev              never measured: test-server results
+mIoU_val (CAC's table)       ``metrics_miou.json`` mIoU (mmseg's IoUMetric, percent)
+AP_test, AP_dev, mIoU_test   never measured: test-server results
 ==========================  ==========================================================
 """
 
@@ -30,7 +31,7 @@ from typing import Any, Callable, Mapping, Optional
 
 import yaml
 
-from .experiments import ROW_STATUS, Plan, Row
+from .experiments import OFFICIAL_BASELINE, ROW_STATUS, Plan, Row
 
 __all__ = ["COLUMN_LABELS", "build_tables", "load_paper", "sweep_points"]
 
@@ -43,6 +44,7 @@ COLUMN_LABELS = {
     "dAP_fFP": "ΔAP fFP", "dAP_bFP": "ΔAP bFP", "dAP_FN": "ΔAP FN",
     "hours": "time (h)", "memory_gib": "memory (GiB)", "seconds_per_iter": "s / iter",
     "iterations": "iterations", "memory_kind": "memory counted as", "device": "device",
+    "mIoU_val": "mIoU val", "mIoU_test": "mIoU test (ms)",
 }
 # Columns measured only (no paper number exists for them).
 MEASURED_ONLY = {"table9": ("seconds_per_iter", "iterations", "memory_kind", "device")}
@@ -50,7 +52,11 @@ MODEL_LABELS = {
     "mask_rcnn": "Mask R-CNN", "mask_rcnn_coco": "Mask R-CNN", "mask_rcnn_coco_init":
     "Mask R-CNN (COCO init)", "mask_rcnn_swin_t": "Mask R-CNN Swin-T",
     "sparseinst": "SparseInst", "refinemask": "RefineMask",
+    "hrnet_fcn_40k": "HRNetV2 FCN 40k", "hrnet_fcn_120k": "HRNetV2 FCN 120k",
+    "ocrnet_120k": "OCRNet 120k",
 }
+# Test-server numbers: the paper's only.
+NOT_MEASURED = ("AP_test", "AP_dev", "mIoU_test")
 
 
 def load_paper(path: Path = HERE / "paper.yaml") -> dict:
@@ -83,7 +89,7 @@ def _num(x) -> Optional[float]:
 def _measure(table: str, row: Row, col: str, files: _Files) -> tuple[Any, Optional[str]]:
     """(value, source 'run/file#key') of one measured cell, or (None, None)."""
     run, split = row.run, row.split
-    if run is None or col in ("AP_test", "AP_dev"):
+    if run is None or col in NOT_MEASURED:
         return None, None
 
     def pick(name: str, *keys):
@@ -108,6 +114,9 @@ def _measure(table: str, row: Row, col: str, files: _Files) -> tuple[Any, Option
         return _num(value), src
     if col.startswith("dAP_"):
         value, src = pick(f"seg_errors_{split}.json", "delta", col[4:], "AP")
+        return _num(value), src
+    if col == "mIoU_val":
+        value, src = pick("metrics_miou.json", "mIoU")
         return _num(value), src
     if col == "hours":
         value, src = pick("train_cost.json", "total_seconds")
@@ -136,6 +145,10 @@ def _row_label(table: str, row: Row) -> str:
         return "|A|, |P|, |N| = " + ", ".join(str(s.get(n) or k) for n in
                                              ("num_anchors", "num_positives", "num_negatives"))
     model = MODEL_LABELS.get(row.model_role, row.model_role)
+    if s.get("cac"):
+        return model + " + CAC"
+    if s.get("baseline") == "official":
+        return model + " (authors' baseline)"
     label = model + (f" + DCL (λ {s['loss_weight']:g})" if s["dcl"] else "")
     if table == "table6":
         label = ("COCO-OCC: " if row.split == "occ" else "COCO: ") + label
@@ -226,7 +239,7 @@ def build_tables(plan: Plan, results: Path, paper: Optional[dict] = None,
                 })
         table = {
             "id": tid, "title": spec["title"], "caption": spec["caption"],
-            "evaluation": spec["evaluation"],
+            "evaluation": spec["evaluation"], "method": spec.get("method", "DCL"),
             "columns": [{"key": c, "label": COLUMN_LABELS.get(c, c),
                          "paper": c not in MEASURED_ONLY.get(tid, ())} for c in cols],
             "rows": table_rows, "gains": _gains(tid, table_rows, cols),
@@ -240,15 +253,21 @@ def build_tables(plan: Plan, results: Path, paper: Optional[dict] = None,
 
 def _gains(tid: str, rows: list[dict], cols: list[str]) -> list[dict]:
     """DCL rows minus the baseline row of the same model and split (Tables 1, 4-9: those
-    with a baseline row)."""
-    if tid not in ("table1", "table4", "table5", "table6", "table7", "table8", "table9"):
+    with a baseline row); in CAC's table, CAC minus each baseline of its model: the matched
+    one and, where it differs, the authors' (whose numbers the paper's gain compares)."""
+    if tid not in ("table1", "table4", "table5", "table6", "table7", "table8", "table9",
+                   "cac_cityscapes"):
         return []
-    base = {(r["model_role"], r["split"]): r for r in rows
-            if not r["paper_only"] and r["variant"] == "baseline"}
+    baselines = ("baseline", OFFICIAL_BASELINE) if tid == "cac_cityscapes" else ("baseline",)
+    pairs = []
+    for kind in baselines:
+        base = {(r["model_role"], r["split"]): r for r in rows
+                if not r["paper_only"] and r["variant"] == kind}
+        pairs += [(r, base.get((r["model_role"], r["split"]))) for r in rows
+                  if not r["paper_only"] and r["variant"] not in baselines]
     gains = []
-    for r in rows:
-        b = base.get((r["model_role"], r["split"]))
-        if r["paper_only"] or r["variant"] == "baseline" or b is None:
+    for r, b in pairs:
+        if b is None:
             continue
         if tid == "table9":
             # Relative cost, the paper's claim being "10-20% extra training time": measured
@@ -261,8 +280,10 @@ def _gains(tid: str, rows: list[dict], cols: list[str]) -> list[dict]:
         else:
             cells = {c: {side: _delta(r["cells"][c][side], b["cells"][c][side])
                          for side in ("measured", "paper")} for c in cols}
-        gains.append({"label": f"{r['label']} − baseline", "cells": cells,
-                      "unit": "%" if tid == "table9" else "AP", "run": r["run"],
+        unit = {"table9": "%", "cac_cityscapes": "mIoU"}.get(tid, "AP")
+        against = "baseline" if b["variant"] == "baseline" else b["label"]
+        gains.append({"label": f"{r['label']} − {against}", "cells": cells, "unit": unit,
+                      "run": r["run"],
                       "baseline_run": b["run"], "split": r["split"]})
     return gains
 
@@ -290,6 +311,14 @@ def _notes(tid, spec, rows, describe_scale) -> list[str]:
                                         "per-class AP is COCO-style for the classes the data has."))
         notes.append("The paper's per-class columns and AP test are test-set numbers (evaluation "
                      "server); nothing here is measured on the test set.")
+    if spec["evaluation"] == "miou":
+        notes.append("Measured mIoU: mmseg's IoUMetric over the dataset's classes on val "
+                     "(Cityscapes: its 19 trainId classes, whole-image single-scale inference); "
+                     "no interval yet. mIoU test (ms) is the evaluation server's multi-scale "
+                     "number: not measured.")
+        notes.append("Gains: CAC minus the baseline matched to it (its config differs by the "
+                     "loss alone) and, where they differ, minus the authors' own baseline, "
+                     "which the paper's gain uses (40k: no CE class weights; OCRNet: batch 16).")
     if any(c in ("AP_dev",) for c in spec["columns"]):
         notes.append("AP test-dev is the evaluation server's: not measured.")
     if tid == "table9":

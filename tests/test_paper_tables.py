@@ -92,6 +92,7 @@ def _fake_results(root: Path, plan) -> None:
                    {"segm": segm, "bbox": {"AP": 20.0 + i}, "per_class": {"person": 5.0 + i, "car": None}})
             _write(root / run / f"seg_errors_{split}.json",
                    {"delta": {t: {"AP": 1.0 + i} for t in ("fFP", "bFP", "FN")}})
+        _write(root / run / "metrics_miou.json", {"mIoU": 30.0 + i})
         _write(root / run / "train_cost.json",
                {"total_seconds": 3600.0 * (1 + i), "peak_memory_mib": 1024.0 * (1 + i),
                 "seconds_per_iter": 1.0 + i, "iterations": 100, "memory_kind": "cpu_peak_rss",
@@ -102,7 +103,7 @@ def test_tables_put_measured_cells_beside_the_papers_with_sources(tmp_path):
     plan = expand(CONFIG, "embedded")
     _fake_results(tmp_path, plan)
     tables = {t["id"]: t for t in build_tables(plan, tmp_path)}
-    assert set(tables) == {f"table{i}" for i in range(1, 10)} | {"supp_unequal"}
+    assert set(tables) == {f"table{i}" for i in range(1, 10)} | {"supp_unequal", "cac_cityscapes"}
     runs = sorted(plan.runs)
 
     row = next(r for r in tables["table1"]["rows"] if r["variant"] == "dcl_w1.2_t0.07_k32")
@@ -196,3 +197,37 @@ def test_comparison_of_one_model_lists_each_run():
     rows = [x for x in md.splitlines() if x.startswith("| `d/m/")]
     assert len(rows) == 2 and "| 10.0 |" in rows[0] and "0.500" in rows[0]
     assert rows[1].count(EMPTY) == 8  # 5 missing stats, box AP, s / iter, memory: all marked
+
+
+def test_cac_table_shows_miou_beside_the_readme_and_both_gains(tmp_path):
+    """CAC's table: measured mIoU from metrics_miou.json, the README's numbers on the variants
+    whose configs they belong to, test-server cells never measured, and CAC's gain against the
+    matched baseline (measured) and against the authors' baseline (the paper's 81.6 - 79.5)."""
+    plan = expand(CONFIG, "embedded")
+    _fake_results(tmp_path, plan)
+    table = {t["id"]: t for t in build_tables(plan, tmp_path)}["cac_cityscapes"]
+    assert table["method"] == "CAC" and [c["key"] for c in table["columns"]] == ["mIoU_val", "mIoU_test"]
+    rows = {(r["model_role"], r["variant"]): r for r in table["rows"]}
+    runs = sorted(plan.runs)
+    base, cac = rows[("hrnet_fcn_40k", "baseline")], rows[("hrnet_fcn_40k", "cac")]
+    assert base["cells"]["mIoU_val"]["measured"] == 30.0 + runs.index(base["run"])
+    assert base["cells"]["mIoU_val"]["source"] == f"{base['run']}/metrics_miou.json#mIoU"
+    assert cac["cells"]["mIoU_val"]["paper"] == 81.6 and base["cells"]["mIoU_val"]["paper"] is None
+    assert all(r["cells"]["mIoU_test"]["measured"] is None for r in table["rows"])
+    official = rows[("hrnet_fcn_40k", "baseline_official")]
+    assert official["status"] == "not_at_scale" and official["cells"]["mIoU_val"]["paper"] == 79.5
+    assert rows[("ocrnet_120k", "cac")]["status"] == "no_model"
+    gains = {g["label"]: g for g in table["gains"]}
+    gain = gains["HRNetV2 FCN 40k + CAC − baseline"]
+    assert gain["unit"] == "mIoU" and gain["run"] == cac["run"]
+    # the authors' 40k baseline does not run at this scale: its gain has the paper's side only
+    assert gains["HRNetV2 FCN 40k + CAC − HRNetV2 FCN 40k (authors' baseline)"]["cells"][
+        "mIoU_val"]["measured"] is None
+    assert gain["cells"]["mIoU_val"]["measured"] == runs.index(cac["run"]) - runs.index(base["run"])
+    paper_plan = expand(CONFIG, "paper")
+    gains = {g["label"]: g for g in build_tables(paper_plan, tmp_path)[-1]["gains"]}
+    assert round(gains["HRNetV2 FCN 40k + CAC − HRNetV2 FCN 40k (authors' baseline)"]
+                 ["cells"]["mIoU_val"]["paper"], 6) == 2.1
+    assert round(gains["HRNetV2 FCN 120k + CAC − baseline"]["cells"]["mIoU_test"]["paper"], 6) == 1.2
+    assert round(gains["OCRNet 120k + CAC − OCRNet 120k (authors' baseline)"]["cells"]["mIoU_val"]
+                 ["paper"], 6) == 0.9

@@ -59,9 +59,11 @@ def test_embedded_dry_run_plans_every_table_of_the_matrix(tmp_path):
     out = snakemake(wd, "-n", "--cores", "2").stdout
     jobs = planned_jobs(out)
     plan = expand(yaml.safe_load((wd / "config.yaml").read_text()), "embedded")
-    # Four models, with and without DCL, and the Mask R-CNN sweep points of Tables 1-4 + supp.
-    assert len(plan.runs) == 13
-    assert jobs["train_detectron2"] + jobs["train_mmdet"] == len(plan.runs)
+    # Four models, with and without DCL, and the Mask R-CNN sweep points of Tables 1-4 + supp.;
+    # CAC's table: the small HRNet with and without CAC (mmseg, scored by its own mIoU).
+    assert len(plan.runs) == 15
+    assert jobs["train_detectron2"] + jobs["train_mmdet"] + jobs["train_mmseg"] == len(plan.runs)
+    assert jobs["train_mmseg"] == jobs["predict_mmseg"] == 2 and jobs["embedded_semantic"] == 1
     for run in plan.runs:
         assert f"results/embedded/{run}/model_final.pth" in out, run
     assert jobs["embedded_dataset"] == 1 and jobs["occ_split_embedded"] == 1

@@ -32,6 +32,17 @@ use rule predict_detectron2 as predict_mmdet with:
         "../../envs/mmdet.yaml"
 
 
+# mmseg: mmseg's mIoU over the val split (19 trainId classes on Cityscapes), written by the
+# prediction run itself (dcl_mmseg.IoUMetricWriter), with the per-image pixel counts beside it.
+use rule predict_detectron2 as predict_mmseg with:
+    output:
+        f"{RESULTS}/{{dataset}}/{{model}}/{{variant}}/metrics_miou.json",
+    wildcard_constraints:
+        model=models_of("mmseg"),
+    conda:
+        "../../envs/mmdet.yaml"
+
+
 rule predictions_subset:
     """A run's val predictions restricted to the images of a subset of val (COCO-OCC)."""
     input:

@@ -9,7 +9,7 @@ TABLES_DIR = f"{RESULTS}/paper_tables"
 
 def row_files(table, kinds, seeds=False):
     """Files of the runs behind a table's rows: `kinds` among metrics, seg_errors, cost,
-    cityscapes (paper scale on Cityscapes only), features, and bootstrap (the resampled
+    cityscapes (paper scale on Cityscapes only), features, miou (the mmseg runs'), and bootstrap (the resampled
     matchings beside metrics and seg_errors, for the intervals); with `seeds`, those of the
     rows' runs at every other seed of config `seeds` too."""
     out = []
@@ -34,6 +34,8 @@ def row_files(table, kinds, seeds=False):
             out.append(f"{d}/metrics_cityscapes.json")
         if "features" in kinds:
             out.append(f"{d}/features_val.npz")
+        if "miou" in kinds:
+            out.append(f"{d}/metrics_miou.json")
     return list(dict.fromkeys(out))
 
 
@@ -46,6 +48,7 @@ TABLE_INPUTS = {
     "table5": ("metrics", "cityscapes"),
     "table8": ("metrics", "seg_errors"),
     "table9": ("cost",),
+    "cac_cityscapes": ("miou",),
 }
 PAPER_TABLES = [t for t in PLAN.tables if not t.startswith("figure")]
 

@@ -18,6 +18,7 @@ runs after ``--warmup`` untimed ones, and on CUDA the peak allocated memory in M
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
 import sys
@@ -154,16 +155,22 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--out", default=None, help="JSON output path")
     args = parser.parse_args(argv)
-    if args.repeats < 1 or args.warmup < 0 or min(args.rois) < 1:
-        parser.error("--repeats and every --rois must be >= 1, --warmup >= 0")
     if args.max_rois is None:
         args.max_rois = max(args.rois)
     if args.device is None:
         args.device = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    check_run_arguments(parser, args)
+    return args
+
+
+def check_run_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse (``parser.error``) bad ``--repeats`` / ``--warmup`` / ``--rois`` and a CUDA
+    ``--device`` on a machine without CUDA; shared by the loss benchmarks."""
+    if args.repeats < 1 or args.warmup < 0 or min(args.rois) < 1:
+        parser.error("--repeats and every --rois must be >= 1, --warmup >= 0")
     for dev in args.device:
         if torch.device(dev).type == "cuda" and not torch.cuda.is_available():
             parser.error(f"--device {dev}: CUDA is not available on this machine")
-    return args
 
 
 def main(argv=None) -> int:
@@ -186,13 +193,19 @@ def main(argv=None) -> int:
               f"{rec['q1_ms']:>9.2f}-{rec['q3_ms']:<8.2f}{peak:>10}"
               f"{loop['median_ms'] / rec['median_ms']:>8.2f}x")
     if args.out:
-        env = {"torch": torch.__version__, "python": platform.python_version(),
-               "threads": torch.get_num_threads(), "machine": platform.machine(),
-               "cuda_device": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
-        write_json_atomic(args.out, indent=2, obj={"environment": env, "argv": sys.argv[1:],
-                                     "records": records})
-        print(f"wrote {args.out}")
+        write_records(args.out, records)
     return 0
+
+
+def write_records(path: str, records: List[Dict]) -> None:
+    """Write the benchmark's records with the environment and argv, atomically, as JSON."""
+    env = {"torch": torch.__version__, "python": platform.python_version(),
+           "threads": torch.get_num_threads(), "machine": platform.machine(),
+           "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+           "cuda_device": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
+    write_json_atomic(path, indent=2, obj={"environment": env, "argv": sys.argv[1:],
+                                           "records": records})
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,8 @@ the module from the loss's settings (:class:`DCLSettings`, the one home of the d
 the training CLIs read from the neutral ``--loss`` option (:mod:`dcl_core.registry`).
 """
 
+from .cac import CACLoss, CACProjectionHead, CACWeightBranch
+from .cac_roi import CACMaskLoss, CACSettings
 from .infonce import info_nce, l2_normalize
 from .loss import DenseContrastiveLoss
 from .registry import LOSSES, NO_LOSS, build_loss, format_loss_option, loss_settings, parse_loss_option
@@ -27,3 +29,4 @@ __all__ = [
     "l2_normalize",
     "sample_pixels",
 ]
+__all__ += ["CACLoss", "CACMaskLoss", "CACProjectionHead", "CACSettings", "CACWeightBranch"]

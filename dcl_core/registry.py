@@ -19,6 +19,7 @@ from typing import Any, Mapping, Optional, Sequence
 
 from torch import nn
 
+from .cac_roi import CACMaskLoss, CACSettings
 from .loss import DenseContrastiveLoss
 from .settings import DCLSettings
 
@@ -44,6 +45,7 @@ class LossEntry:
 
 LOSSES: dict[str, LossEntry] = {
     DCLSettings.name: LossEntry(DCLSettings, DenseContrastiveLoss),
+    CACSettings.name: LossEntry(CACSettings, CACMaskLoss),
 }
 
 

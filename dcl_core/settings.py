@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Mapping, Optional
 
 from .sampling import _check_count
 
-__all__ = ["DCLSettings", "ROI_SELECTIONS"]
+__all__ = ["DCLSettings", "LossSettings", "ROI_SELECTIONS"]
 
 ROI_SELECTIONS = ("first", "random")
 
@@ -30,8 +30,40 @@ def _check_real(name: str, value, *, positive: bool) -> float:
     return float(value)
 
 
+class LossSettings:
+    """What every loss's settings dataclass shares (a frozen dataclass with a ``name``
+    ClassVar and a ``loss_weight`` field inherits it): the mapping round trip and ``enabled``."""
+
+    @classmethod
+    def keys(cls) -> tuple[str, ...]:
+        """The setting names, in declaration order."""
+        return tuple(f.name for f in fields(cls))
+
+    @classmethod
+    def from_mapping(cls, mapping: Mapping[str, Any]) -> "LossSettings":
+        """Settings from a plain mapping; missing keys take the defaults.
+
+        Raises:
+            ValueError: an unknown key (``unknown key(s) [...]; known: [...]``), or a bad value.
+            TypeError: a value of the wrong type.
+        """
+        unknown = sorted(set(mapping) - set(cls.keys()))
+        if unknown:
+            raise ValueError(f"unknown key(s) {unknown}; known: {sorted(cls.keys())}")
+        return cls(**mapping)
+
+    def to_mapping(self) -> dict:
+        """The settings as a plain dict (every key, declaration order)."""
+        return asdict(self)
+
+    @property
+    def enabled(self) -> bool:
+        """False for lambda = 0: no loss is built."""
+        return self.loss_weight != 0
+
+
 @dataclass(frozen=True)
-class DCLSettings:
+class DCLSettings(LossSettings):
     """Settings of the dense contrastive loss (paper Sec. 4.2-4.3, Eq. 3-6).
 
     Defaults are the authors' code's (shared/reference/official-code.md): lambda 1.2 (their
@@ -84,33 +116,6 @@ class DCLSettings:
                              f"got {self.roi_selection!r}")
         for key, value in checked.items():
             object.__setattr__(self, key, value)
-
-    @classmethod
-    def keys(cls) -> tuple[str, ...]:
-        """The setting names, in declaration order."""
-        return tuple(f.name for f in fields(cls))
-
-    @classmethod
-    def from_mapping(cls, mapping: Mapping[str, Any]) -> "DCLSettings":
-        """Settings from a plain mapping; missing keys take the defaults.
-
-        Raises:
-            ValueError: an unknown key (``unknown key(s) [...]; known: [...]``), or a bad value.
-            TypeError: a value of the wrong type.
-        """
-        unknown = sorted(set(mapping) - set(cls.keys()))
-        if unknown:
-            raise ValueError(f"unknown key(s) {unknown}; known: {sorted(cls.keys())}")
-        return cls(**mapping)
-
-    def to_mapping(self) -> dict:
-        """The settings as a plain dict (every key, declaration order)."""
-        return asdict(self)
-
-    @property
-    def enabled(self) -> bool:
-        """False for lambda = 0: no loss is built."""
-        return self.loss_weight != 0
 
     @property
     def counts(self) -> tuple[int, int, int]:

@@ -5,6 +5,8 @@ allow_failed_imports=False)``; dcl_mmdet brings the checkpoint, cost and metrics
 with the mmdet runs) registers in mmseg's registries:
 
 - ``CACLoss`` (MODELS): :class:`dcl_core.cac.CACLoss`, ``loss_name`` ``loss_cac``;
+- ``PixelMeanCrossEntropyLoss`` (MODELS): the official code's (mmseg 0.28's) class-weighted CE,
+  which mmseg 1.2.2's CE cannot compute with ignored pixels;
 - ``CACFCNHead``, ``CACOCRHead`` (MODELS): HRNet FCN and OCRNet heads with the projection head
   and the weight branch (official ``cac_fcn_head.py``, ``cac_ocr_head.py``);
 - ``CACWarmupHook`` (HOOKS): CAC's loss weight held at 0 for the first 5000 iterations, never
@@ -13,9 +15,9 @@ with the mmdet runs) registers in mmseg's registries:
 """
 
 from .heads import CACFCNHead, CACOCRHead
-from .loss import CACLoss
+from .loss import CACLoss, PixelMeanCrossEntropyLoss
 from .metrics import IoUMetricWriter, miou_from_areas
 from .warmup import CACWarmupHook
 
 __all__ = ["CACFCNHead", "CACLoss", "CACOCRHead", "CACWarmupHook", "IoUMetricWriter",
-           "miou_from_areas"]
+           "PixelMeanCrossEntropyLoss", "miou_from_areas"]

@@ -1,7 +1,8 @@
 # mmseg's FCN HRNetV2-W48 on Cityscapes (its fcn_hr18 model and cityscapes dataset bases, W48
 # widths as mmseg's and the authors' fcn_hr48 configs set them; 512x1024 crops, 2 images per GPU,
 # ImageNet open-mmlab://msra/hrnetv2_w48, SyncBN) with OHEM, as every official baseline and CAC
-# config has it. The schedule is the leaf config's.
+# config has it, and mmseg 0.28's CE (dcl_mmseg.PixelMeanCrossEntropyLoss). The schedule is the
+# leaf config's.
 _base_ = [
     'mmseg::_base_/models/fcn_hr18.py', 'mmseg::_base_/datasets/cityscapes.py',
     './runtime.py', './cityscapes_class_weights.py', './cac.py'
@@ -18,4 +19,5 @@ model = dict(
     decode_head=dict(
         in_channels=[48, 96, 192, 384],
         channels=sum([48, 96, 192, 384]),
-        sampler={{_base_.ohem}}))
+        sampler={{_base_.ohem}},
+        loss_decode=dict(type='PixelMeanCrossEntropyLoss')))

@@ -36,20 +36,18 @@ def parse_args(argv=None):
 
 def build_config(args, work_dir: str):
     from analysis.io import input_overwritten_by
-    from dcl_mmdet.checkpoint import checkpoint_error
+    from dcl_mmdet.checkpoint import checkpoint_classes
     from dcl_mmdet.runner_setup import load_config
     from dcl_mmseg.runner_setup import CliError, set_data, set_num_classes
 
     if not args.checkpoint.is_file():
         raise CliError(f"checkpoint not found: {args.checkpoint}")
-    if error := checkpoint_error(args.checkpoint):
-        raise CliError(f"{args.checkpoint} refused: {error}")
+    trained = checkpoint_classes(args.checkpoint)  # refuses what weights-only loading refuses
     cfg = load_config(args.config, args.cfg_options)
     classes = set_data(cfg.test_dataloader, args.data, args.split)
     if hit := input_overwritten_by(args.metrics_out, [args.config, args.checkpoint]):
         raise CliError(f"--metrics-out {args.metrics_out} is an input of this run ({hit})")
     if classes is not None:
-        trained = checkpoint_classes(args.checkpoint)
         if trained is not None and trained != classes:
             raise CliError(f"{args.checkpoint} was trained on {len(trained)} other classes than "
                            f"the {len(classes)} of --data")
@@ -64,15 +62,6 @@ def build_config(args, work_dir: str):
     cfg.val_dataloader = cfg.val_evaluator = cfg.val_cfg = None
     cfg.custom_hooks = []
     return cfg
-
-
-def checkpoint_classes(path: Path):
-    """The class names in an mmengine checkpoint's meta, or None if it has none."""
-    import torch
-
-    meta = torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("meta", {})
-    classes = (meta.get("dataset_meta") or {}).get("classes")
-    return tuple(classes) if classes is not None else None
 
 
 def main(argv=None) -> int:

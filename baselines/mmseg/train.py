@@ -20,14 +20,9 @@ Several GPUs: ``torchrun --nproc_per_node N baselines/mmseg/train.py ... --launc
 from __future__ import annotations
 
 import argparse
-import os
 import pickle
-import shutil
 import sys
 from pathlib import Path
-
-FINAL = "model_final.pth"
-
 
 def parse_args(argv=None):
     from mmengine.config import DictAction
@@ -75,24 +70,9 @@ def build_config(args):
     return cfg
 
 
-def publish_final(work_dir: Path) -> Path:
-    """Make ``work_dir/model_final.pth`` the checkpoint named in ``work_dir/last_checkpoint``."""
-    from analysis.io import atomic_path
-
-    last = Path((work_dir / "last_checkpoint").read_text().strip())
-    final = work_dir / FINAL
-    with atomic_path(final) as tmp:
-        os.unlink(tmp)
-        try:
-            os.link(last, tmp)
-        except OSError:  # another file system, or no hard links
-            shutil.copyfile(last, tmp)
-    return final
-
-
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from dcl_mmdet.checkpoint import allow_mmengine_checkpoints
+    from dcl_mmdet.checkpoint import FINAL, allow_mmengine_checkpoints, publish_final
     from dcl_mmseg.runner_setup import CliError
 
     allow_mmengine_checkpoints()

@@ -44,12 +44,14 @@ from dcl_data.weights import (UNREADABLE, CheckpointMismatch, WeightsFileError, 
 
 from .runner_setup import CliError
 
-__all__ = ["CLASSIFIER_HEADS", "DURABLE_BACKEND", "DurableCheckpointHook",
-           "allow_mmengine_checkpoints", "check_weights_fit", "checkpoint_error",
-           "checkpoint_shapes", "resume_checkpoint"]
+__all__ = ["CLASSIFIER_HEADS", "DURABLE_BACKEND", "DurableCheckpointHook", "FINAL",
+           "allow_mmengine_checkpoints", "check_weights_fit", "checkpoint_classes",
+           "checkpoint_error", "checkpoint_shapes", "publish_final", "resume_checkpoint"]
 
 DURABLE_BACKEND = "dcl_durable_local"
 TAG = "last_checkpoint"  # mmengine's name for the file naming the newest checkpoint
+#: The finished run's weights, published once training reached its last iteration.
+FINAL = "model_final.pth"
 #: An ImageNet classifier's head: never part of a detection backbone, dropped on purpose.
 CLASSIFIER_HEADS = ("fc.", "head.")
 _IGNORE = ("num_batches_tracked",)
@@ -133,6 +135,38 @@ def resume_checkpoint(work_dir: os.PathLike | str) -> Tuple[Optional[str], Optio
         return None, (f"resume: no checkpoint in {work_dir} loads ({'; '.join(skipped)}); "
                       "starting over")
     return None, None
+
+
+def publish_final(work_dir: os.PathLike | str) -> Path:
+    """Make ``work_dir/model_final.pth`` the checkpoint named in ``work_dir/last_checkpoint``
+    (a hard link, or a copy across file systems), atomically."""
+    import shutil
+
+    work_dir = Path(work_dir)
+    last = Path((work_dir / TAG).read_text().strip())
+    final = work_dir / FINAL
+    with atomic_path(final) as tmp:
+        os.unlink(tmp)
+        try:
+            os.link(last, tmp)
+        except OSError:  # another file system, or no hard links
+            shutil.copyfile(last, tmp)
+    return final
+
+
+def checkpoint_classes(path: os.PathLike | str) -> Optional[Tuple[str, ...]]:
+    """The class names stored in an mmengine checkpoint's meta, or None if it has none.
+
+    Raises:
+        CliError: weights-only loading refuses the file (damaged, or carrying code).
+    """
+    import torch
+
+    if error := checkpoint_error(path):
+        raise CliError(f"{path} refused: {error}")
+    meta = torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("meta", {})
+    classes = (meta.get("dataset_meta") or {}).get("classes")
+    return tuple(classes) if classes is not None else None
 
 
 class _DurableLocalBackend(LocalBackend):

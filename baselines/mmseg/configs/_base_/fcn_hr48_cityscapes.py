@@ -5,19 +5,15 @@
 # leaf config's.
 _base_ = [
     'mmseg::_base_/models/fcn_hr18.py', 'mmseg::_base_/datasets/cityscapes.py',
-    './runtime.py', './cityscapes_class_weights.py', './cac.py'
+    './runtime.py', './cityscapes_class_weights.py', './cac.py', './hrnet_w48.py'
 ]
 crop_size = (512, 1024)
 model = dict(
     data_preprocessor=dict(size=crop_size),
-    pretrained='open-mmlab://msra/hrnetv2_w48',
-    backbone=dict(
-        extra=dict(
-            stage2=dict(num_channels=(48, 96)),
-            stage3=dict(num_channels=(48, 96, 192)),
-            stage4=dict(num_channels=(48, 96, 192, 384)))),
+    pretrained={{_base_.hrnet_w48_pretrained}},
+    backbone={{_base_.hrnet_w48}},
     decode_head=dict(
-        in_channels=[48, 96, 192, 384],
-        channels=sum([48, 96, 192, 384]),
+        in_channels={{_base_.hrnet_w48_channels}},
+        channels=720,  # the concatenation, as FCN HRNet keeps it
         sampler={{_base_.ohem}},
         loss_decode=dict(type='PixelMeanCrossEntropyLoss')))

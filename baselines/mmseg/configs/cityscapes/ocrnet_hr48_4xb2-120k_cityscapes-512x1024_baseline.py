@@ -7,28 +7,23 @@
 _base_ = [
     'mmseg::_base_/models/ocrnet_hr18.py', 'mmseg::_base_/datasets/cityscapes.py',
     '../_base_/runtime.py', '../_base_/schedule_120k.py',
-    '../_base_/cityscapes_class_weights.py', '../_base_/cac.py'
+    '../_base_/cityscapes_class_weights.py', '../_base_/cac.py', '../_base_/hrnet_w48.py'
 ]
 crop_size = (512, 1024)
 norm_cfg = dict(type='SyncBN', requires_grad=True)
-hr48 = [48, 96, 192, 384]
 model = dict(
     data_preprocessor=dict(size=crop_size),
-    pretrained='open-mmlab://msra/hrnetv2_w48',
-    backbone=dict(
-        extra=dict(
-            stage2=dict(num_channels=(48, 96)),
-            stage3=dict(num_channels=(48, 96, 192)),
-            stage4=dict(num_channels=(48, 96, 192, 384)))),
+    pretrained={{_base_.hrnet_w48_pretrained}},
+    backbone={{_base_.hrnet_w48}},
     decode_head=[
         # the auxiliary head: its soft regions feed the OCR head
-        dict(type='FCNHead', in_channels=hr48, channels=sum(hr48), input_transform='resize_concat',
+        dict(type='FCNHead', in_channels={{_base_.hrnet_w48_channels}}, channels=720, input_transform='resize_concat',
              in_index=(0, 1, 2, 3), kernel_size=1, num_convs=1, concat_input=False,
              dropout_ratio=-1, num_classes=19, norm_cfg=norm_cfg, align_corners=False,
              sampler={{_base_.ohem}},
              loss_decode=dict(type='PixelMeanCrossEntropyLoss', use_sigmoid=False, loss_weight=0.4,
                               class_weight={{_base_.class_weight}})),
-        dict(type='OCRHead', in_channels=hr48, channels=512, ocr_channels=256,
+        dict(type='OCRHead', in_channels={{_base_.hrnet_w48_channels}}, channels=512, ocr_channels=256,
              input_transform='resize_concat', in_index=(0, 1, 2, 3), norm_cfg=norm_cfg,
              dropout_ratio=-1, num_classes=19, align_corners=False,
              sampler={{_base_.ohem}},

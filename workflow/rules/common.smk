@@ -51,7 +51,8 @@ def model_config_file(wildcards):
     """The framework config of a run's model (an mmseg model's variant has a file of its own);
     a relative path is relative to the repository."""
     m = model_cfg(wildcards)
-    return str(REPO / m.get("variants", {}).get(wildcards.variant, m["config"]))
+    variant = run_and_seed(wildcards)[0].split("/")[2]  # a seed's folder runs its run's config
+    return str(REPO / m.get("variants", {}).get(variant, m["config"]))
 
 
 def run_and_seed(wildcards):

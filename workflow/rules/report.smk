@@ -136,6 +136,7 @@ rule report:
     params:
         scale=SCALE,
         runs=RUNS,
+        seed_runs=SEED_RUNS,
         results=RESULTS,
         repo=REPO,
     conda:

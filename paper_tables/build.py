@@ -313,8 +313,8 @@ def _notes(tid, spec, rows, describe_scale) -> list[str]:
                      "server); nothing here is measured on the test set.")
     if spec["evaluation"] == "miou":
         notes.append("Measured mIoU: mmseg's IoUMetric over the dataset's classes on val "
-                     "(Cityscapes: its 19 trainId classes, whole-image single-scale inference); "
-                     "no interval yet. mIoU test (ms) is the evaluation server's multi-scale "
+                     "(Cityscapes: its 19 trainId classes, whole-image single-scale inference), "
+                     "with its image-bootstrap interval. mIoU test (ms) is the evaluation server's multi-scale "
                      "number: not measured.")
         notes.append("Gains: CAC minus the baseline matched to it (its config differs by the "
                      "loss alone) and, where they differ, minus the authors' own baseline, "

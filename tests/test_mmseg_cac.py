@@ -120,6 +120,46 @@ def test_miou_leaves_out_classes_absent_from_both_prediction_and_ground_truth():
     assert out["mIoU"] == pytest.approx(25.0)
 
 
+def test_miou_cells_and_cac_gains_get_paired_image_bootstrap_intervals(tmp_path):
+    """The mmseg runs' per-image counts give mIoU intervals (analysis.miou, the same image
+    draws for both runs, so the CAC - baseline gain is paired) in paper_tables.uncertainty."""
+    from analysis.miou import miou_percent, resampled_miou
+    from paper_tables.uncertainty import Bootstrap, add_uncertainty
+
+    rng = np.random.default_rng(0)
+    classes = ("a", "b", "c")
+    cells = {}
+    for run, shift in (("base", 0), ("cac", 3)):
+        union = rng.integers(50, 100, (12, 3)).astype(float)
+        inter = np.minimum(union, rng.integers(10, 40, (12, 3)) + shift).astype(float)
+        inter[:, 2] = union[:, 2] = 0  # a class absent from the whole set
+        folder = tmp_path / run
+        folder.mkdir()
+        np.savez(folder / "metrics_miou_areas.npz", intersect=inter, union=union, pred=union,
+                 label=union, images=np.array([f"/data/im{i}.png" for i in range(12)]))
+        estimate = dcl_mmseg.miou_from_areas(inter.sum(0), union.sum(0), union.sum(0),
+                                             union.sum(0), classes)["mIoU"]
+        assert miou_percent(inter.sum(0), union.sum(0)) == pytest.approx(estimate)
+        (folder / "metrics_miou.json").write_text(json.dumps({"mIoU": estimate}))
+        cells[run] = {"measured": estimate, "paper": None, "source": f"{run}/metrics_miou.json#mIoU"}
+    names, values = resampled_miou(tmp_path / "cac/metrics_miou_areas.npz", 200, 0)
+    assert names[0] == "im0.png" and values.shape == (200,) and np.isfinite(values).all()
+    rows = [{"run": run, "split": "val", "paper_only": False, "cells": {"mIoU_val": dict(c)}}
+            for run, c in cells.items()]
+    gain = cells["cac"]["measured"] - cells["base"]["measured"]
+    table = {"id": "cac_cityscapes", "notes": [], "rows": rows,
+             "gains": [{"unit": "mIoU", "run": "cac", "baseline_run": "base",
+                                      "split": "val",
+                                      "cells": {"mIoU_val": {"measured": gain, "paper": 1.0}}}]}
+    add_uncertainty([table], Bootstrap(tmp_path, resamples=200, seed=0))
+    for row in rows:
+        lo, hi = row["cells"]["mIoU_val"]["ci95"]
+        assert lo < row["cells"]["mIoU_val"]["measured"] < hi
+    g = table["gains"][0]["cells"]["mIoU_val"]
+    assert g["ci95"][0] < gain < g["ci95"][1] and g["verdict"] in ("reproduced", "not reproduced",
+                                                                    "inconclusive")
+
+
 # ---------------------------------------------------------------- heads
 
 def _tiny_model(config: str, num_classes: int = 3):

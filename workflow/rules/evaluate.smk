@@ -33,10 +33,12 @@ use rule predict_detectron2 as predict_mmdet with:
 
 
 # mmseg: mmseg's mIoU over the val split (19 trainId classes on Cityscapes), written by the
-# prediction run itself (dcl_mmseg.IoUMetricWriter), with the per-image pixel counts beside it.
+# prediction run itself (dcl_mmseg.IoUMetricWriter), with the per-image pixel counts beside it
+# (the image bootstrap of the mIoU cells, analysis/miou.py).
 use rule predict_detectron2 as predict_mmseg with:
     output:
         f"{RESULTS}/{{dataset}}/{{model}}/{{variant}}/metrics_miou.json",
+        f"{RESULTS}/{{dataset}}/{{model}}/{{variant}}/metrics_miou_areas.npz",
     wildcard_constraints:
         model=models_of("mmseg"),
     conda:

@@ -36,6 +36,8 @@ def row_files(table, kinds, seeds=False):
             out.append(f"{d}/features_val.npz")
         if "miou" in kinds:
             out.append(f"{d}/metrics_miou.json")
+            if bootstrap:
+                out.append(f"{d}/metrics_miou_areas.npz")
     return list(dict.fromkeys(out))
 
 

@@ -435,3 +435,17 @@ def test_train_fails_in_one_line_on_a_folder_that_is_no_semantic_set(tmp_path):
                   "--work-dir", str(tmp_path / "w"), "--data", str(tmp_path))
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith(f"error: --data {tmp_path}: cannot read classes.json")
+
+
+def test_train_refuses_a_missing_pretrained_file_in_one_line(tmp_path):
+    from dcl_data.semantic_labels import build_semantic_set
+
+    data = tmp_path / "sem"
+    build_semantic_set({"train": _coco_set(tmp_path, "train", 1)}, data)
+    result = _run("train.py", str(CONFIGS / "embedded/fcn_hr18s_embedded_cac.py"),
+                  "--work-dir", str(tmp_path / "w"), "--data", str(data),
+                  "--cfg-options", f"model.pretrained={tmp_path / 'nope.pth'}")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: pretrained weights not found: {tmp_path / 'nope.pth'} (put the file there, or "
+        "set model.pretrained=None to train from scratch)")

@@ -54,6 +54,7 @@ def build_config(args):
     if classes is not None:
         set_num_classes(cfg, len(classes))
     check_pretrained(cfg.model)
+    check_segmentor_pretrained(cfg.model)
     for line in schedule_warnings(cfg):
         print(f"warning: {line}", file=sys.stderr)
     # Scored once at the end by predict.py, not while training.
@@ -68,6 +69,23 @@ def build_config(args):
             cfg.load_from, cfg.resume = checkpoint, True
     cfg.launcher = args.launcher
     return cfg
+
+
+def check_segmentor_pretrained(model_cfg) -> None:
+    """mmseg segmentors name their backbone's ImageNet file in ``pretrained`` (a local path
+    from the workflow, or an ``open-mmlab://`` alias mmengine resolves): a local file must exist
+    and pass weights-only loading, else one line (CliError)."""
+    from dcl_mmdet.checkpoint import checkpoint_error
+    from dcl_mmseg.runner_setup import CliError
+
+    path = model_cfg.get("pretrained")
+    if not isinstance(path, str) or "://" in path:
+        return
+    if not Path(path).is_file():
+        raise CliError(f"pretrained weights not found: {path} (put the file there, or set "
+                       "model.pretrained=None to train from scratch)")
+    if error := checkpoint_error(path):
+        raise CliError(f"pretrained weights {path} refused: {error}")
 
 
 def main(argv=None) -> int:

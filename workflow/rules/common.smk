@@ -117,9 +117,11 @@ def semantic_root(dataset):
 
 
 def mmseg_args(wildcards):
-    """--data and --cfg-options (the preset's) of an mmseg run, shell-quoted."""
+    """--data and --cfg-options (weights, the preset's) of an mmseg run, shell-quoted."""
     args = [f"--data={semantic_root(wildcards.dataset)}"]
     options = list(PRESET.get("opts", {}).get("mmseg", []))
+    if model_cfg(wildcards).get("weights"):
+        options.append(mmseg_weights_option(model_cfg(wildcards)["weights"]))  # weights.smk
     if options:
         args += ["--cfg-options", *options]
     return " ".join(quote(a) for a in args)

@@ -20,7 +20,6 @@ Several GPUs: ``torchrun --nproc_per_node N baselines/mmseg/train.py ... --launc
 from __future__ import annotations
 
 import argparse
-import pickle
 import sys
 from pathlib import Path
 
@@ -90,7 +89,7 @@ def check_segmentor_pretrained(model_cfg) -> None:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from dcl_mmdet.checkpoint import FINAL, allow_mmengine_checkpoints, publish_final
+    from dcl_mmdet.checkpoint import allow_mmengine_checkpoints, train_and_publish
     from dcl_mmseg.runner_setup import CliError
 
     allow_mmengine_checkpoints()
@@ -99,23 +98,7 @@ def main(argv=None) -> int:
     except CliError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    from mmengine.dist import is_main_process
-    from mmengine.runner import Runner
-
-    from dcl_mmdet.distributed import setup_cpu_distributed
-
-    if not args.resume:
-        (args.work_dir / FINAL).unlink(missing_ok=True)
-    setup_cpu_distributed(cfg)  # torchrun on CPUs: gloo, DDP without device ids
-    runner = Runner.from_cfg(cfg)
-    try:
-        runner.train()
-    except pickle.UnpicklingError as e:  # a weights file weights-only loading refuses
-        print(f"error: {' '.join(str(e).split())[:300]}", file=sys.stderr)
-        return 2
-    if runner.iter >= runner.max_iters and is_main_process():
-        print(f"model_final: {publish_final(args.work_dir)}")
-    return 0
+    return train_and_publish(cfg, args.work_dir, args.resume)
 
 
 if __name__ == "__main__":

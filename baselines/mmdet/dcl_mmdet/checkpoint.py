@@ -46,7 +46,8 @@ from .runner_setup import CliError
 
 __all__ = ["CLASSIFIER_HEADS", "DURABLE_BACKEND", "DurableCheckpointHook", "FINAL",
            "allow_mmengine_checkpoints", "check_weights_fit", "checkpoint_classes",
-           "checkpoint_error", "checkpoint_shapes", "publish_final", "resume_checkpoint"]
+           "checkpoint_error", "checkpoint_shapes", "publish_final", "resume_checkpoint",
+           "train_and_publish"]
 
 DURABLE_BACKEND = "dcl_durable_local"
 TAG = "last_checkpoint"  # mmengine's name for the file naming the newest checkpoint
@@ -152,6 +153,40 @@ def publish_final(work_dir: os.PathLike | str) -> Path:
         except OSError:  # another file system, or no hard links
             shutil.copyfile(last, tmp)
     return final
+
+
+def train_and_publish(cfg, work_dir: Path, resume: bool, build_errors: tuple = ()) -> int:
+    """Train ``cfg`` with mmengine's Runner and publish ``model_final.pth``; the exit status.
+
+    Without ``resume`` an old ``model_final.pth`` is removed first. torchrun on CPUs gets gloo
+    and DDP without device ids (:func:`dcl_mmdet.distributed.setup_cpu_distributed`). An error
+    of ``build_errors`` while the model is built, or a weights file that weights-only loading
+    refuses while training starts, is one line on stderr (status 2). Once training has reached
+    its last iteration the main process publishes the last checkpoint (:func:`publish_final`).
+    """
+    import sys
+
+    from mmengine.dist import is_main_process
+    from mmengine.runner import Runner
+
+    from .distributed import setup_cpu_distributed
+
+    if not resume:
+        (Path(work_dir) / FINAL).unlink(missing_ok=True)
+    setup_cpu_distributed(cfg)
+    try:
+        runner = Runner.from_cfg(cfg)
+    except build_errors as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    try:
+        runner.train()
+    except pickle.UnpicklingError as e:
+        print(f"error: {' '.join(str(e).split())[:300]}", file=sys.stderr)
+        return 2
+    if runner.iter >= runner.max_iters and is_main_process():
+        print(f"model_final: {publish_final(work_dir)}")
+    return 0
 
 
 def checkpoint_classes(path: os.PathLike | str) -> Optional[Tuple[str, ...]]:

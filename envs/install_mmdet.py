@@ -1,4 +1,4 @@
-"""Install the mmdetection 3 stack (mmengine 0.10.7, mmcv 2.1.0 with ops, mmdet 3.3.0).
+"""Install the OpenMMLab stack (mmengine 0.10.7, mmcv 2.1.0 with ops, mmdet 3.3.0, mmseg 1.2.2).
 
 mmcv publishes no wheel for recent torch, and its 2.1.0 sdist does not build against torch
 2.14: torch's headers require C++20 while mmcv's setup.py hard-codes ``-std=c++17``
@@ -12,8 +12,9 @@ mmcv publishes no wheel for recent torch, and its 2.1.0 sdist does not build aga
      and keeps the wheel under ``--cache`` keyed by mmcv version, torch version, Python tag and
      ops kind, so a second run installs in seconds (about 10 minutes on 2 cores otherwise;
      default cache ``~/.cache/dcl-reproduction/wheels``, shared by every checkout);
-  3. installs that wheel and ``mmdet==3.3.0`` without dependencies;
-  4. checks that ``mmcv.ops`` (RoIAlign, nms) imports with the pinned versions.
+  3. installs that wheel and ``mmdet==3.3.0`` without dependencies (``mmsegmentation==1.2.2``,
+     pure Python, is one of the pins of step 1);
+  4. checks that ``mmcv.ops`` (RoIAlign, nms), mmdet and mmseg import with the pinned versions.
 
 It does nothing when the stack already imports with the pinned versions and the pins of
 ``requirements-mmdet.txt`` are installed (``--force`` rebuilds). Any failure is one line on
@@ -46,6 +47,7 @@ MMCV_SDIST = f"mmcv-{MMCV_VERSION}.tar.gz"
 MMCV_SHA256 = "d387bcab66b467479b6660310e23746cfc79c6e57acf04094680adb499a5cd3f"
 MMDET_VERSION = "3.3.0"
 MMENGINE_VERSION = "0.10.7"
+MMSEG_VERSION = "1.2.2"  # pinned in requirements-mmdet.txt
 # Outside the checkout, so fresh clones (CI) reuse a wheel built once on the machine; the key
 # of each wheel names what it was built against (see wheel_key).
 DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dcl-reproduction" / "wheels"
@@ -53,10 +55,10 @@ DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
 CXX17_FLAGS = 3
 
 CHECK = f"""
-import mmcv, mmengine, mmdet
+import mmcv, mmengine, mmdet, mmseg
 from mmcv.ops import RoIAlign, nms
-v = (mmcv.__version__, mmengine.__version__, mmdet.__version__)
-assert v == ({MMCV_VERSION!r}, {MMENGINE_VERSION!r}, {MMDET_VERSION!r}), v
+v = (mmcv.__version__, mmengine.__version__, mmdet.__version__, mmseg.__version__)
+assert v == ({MMCV_VERSION!r}, {MMENGINE_VERSION!r}, {MMDET_VERSION!r}, {MMSEG_VERSION!r}), v
 """
 
 
@@ -171,8 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if not args.force and pins_installed() and stack_works():
-        print(f"mmcv {MMCV_VERSION}, mmengine {MMENGINE_VERSION}, mmdet {MMDET_VERSION} "
-              "already installed; leaving them as they are")
+        print(f"mmcv {MMCV_VERSION}, mmengine {MMENGINE_VERSION}, mmdet {MMDET_VERSION}, "
+              f"mmseg {MMSEG_VERSION} already installed; leaving them as they are")
         return 0
     if importlib.util.find_spec("torch") is None:  # mmcv builds against it
         fail("torch is not installed in this interpreter; install envs/requirements-cpu.txt first")
@@ -184,7 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     if result.returncode != 0:
         last = (result.stderr.strip().splitlines() or ["(no output)"])[-1]
         fail(f"the installed stack does not import: {last}")
-    print(f"installed mmcv {MMCV_VERSION} (ops), mmengine {MMENGINE_VERSION}, mmdet {MMDET_VERSION}")
+    print(f"installed mmcv {MMCV_VERSION} (ops), mmengine {MMENGINE_VERSION}, mmdet {MMDET_VERSION}, "
+          f"mmseg {MMSEG_VERSION}")
     return 0
 
 

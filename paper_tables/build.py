@@ -18,7 +18,8 @@ per-class AP (Table 5)       ``metrics_cityscapes.json`` per_class, else COCO-st
                              ``metrics_val.json`` per_class
 dAP_fFP / dAP_bFP / dAP_FN   ``seg_errors_{split}.json`` delta[type].AP
 hours, memory_gib, ...       ``train_cost.json`` (analysis.cost)
-AP_test, AP_dev              never measured: test-server results
+mIoU_val (CAC's table)       ``metrics_miou.json`` mIoU (mmseg's IoUMetric, percent)
+AP_test, AP_dev, mIoU_test   never measured: test-server results
 ==========================  ==========================================================
 """
 
@@ -31,7 +32,7 @@ from typing import Any, Callable, Mapping, Optional
 
 import yaml
 
-from .experiments import ROW_STATUS, Plan, Row
+from .experiments import OFFICIAL_BASELINE, ROW_STATUS, Plan, Row
 
 __all__ = ["COLUMN_LABELS", "build_tables", "load_paper", "sweep_points"]
 
@@ -44,13 +45,14 @@ COLUMN_LABELS = {
     "dAP_fFP": "ΔAP fFP", "dAP_bFP": "ΔAP bFP", "dAP_FN": "ΔAP FN",
     "hours": "time (h)", "memory_gib": "memory (GiB)", "seconds_per_iter": "s / iter",
     "iterations": "iterations", "memory_kind": "memory counted as", "device": "device",
+    "mIoU_val": "mIoU val", "mIoU_test": "mIoU test (ms)",
 }
 # Columns measured only (no paper number exists for them).
 _COST_EXTRA = ("seconds_per_iter", "iterations", "memory_kind", "device")
 MEASURED_ONLY = {"table9": _COST_EXTRA, "same_baseline_cost": _COST_EXTRA}
 # Tables whose variants are compared with a baseline row of the same model and split.
 GAIN_TABLES = ("table1", "table4", "table5", "table6", "table7", "table8", "table9",
-               "same_baseline", "same_baseline_errors", "same_baseline_cost")
+               "same_baseline", "same_baseline_errors", "same_baseline_cost", "cac_cityscapes")
 # The same-baseline comparison (issue 16): one Mask R-CNN, several losses, no paper numbers.
 SAME_BASELINE = ("same_baseline", "same_baseline_errors", "same_baseline_cost")
 MODEL_LABELS = {
@@ -61,7 +63,11 @@ MODEL_LABELS = {
     "contrastmask_x50_nonvoc2voc": "ContrastMask X-50, nonvoc -> voc",
     "contrastmask_x101_voc2nonvoc": "ContrastMask X-101, voc -> nonvoc",
     "contrastmask_x101_nonvoc2voc": "ContrastMask X-101, nonvoc -> voc",
+    "hrnet_fcn_40k": "HRNetV2 FCN 40k", "hrnet_fcn_120k": "HRNetV2 FCN 120k",
+    "ocrnet_120k": "OCRNet 120k",
 }
+# Test-server numbers: the paper's only.
+NOT_MEASURED = ("AP_test", "AP_dev", "mIoU_test")
 
 
 def load_paper(path: Path = HERE / "paper.yaml") -> dict:
@@ -94,7 +100,7 @@ def _num(x) -> Optional[float]:
 def _measure(table: str, row: Row, col: str, files: _Files) -> tuple[Any, Optional[str]]:
     """(value, source 'run/file#key') of one measured cell, or (None, None)."""
     run, split = row.run, row.split
-    if run is None or col in ("AP_test", "AP_dev"):
+    if run is None or col in NOT_MEASURED:
         return None, None
 
     def pick(name: str, *keys):
@@ -119,6 +125,9 @@ def _measure(table: str, row: Row, col: str, files: _Files) -> tuple[Any, Option
         return _num(value), src
     if col.startswith("dAP_"):
         value, src = pick(f"seg_errors_{split}.json", "delta", col[4:], "AP")
+        return _num(value), src
+    if col == "mIoU_val":
+        value, src = pick("metrics_miou.json", "mIoU")
         return _num(value), src
     if col == "hours":
         value, src = pick("train_cost.json", "total_seconds")
@@ -162,6 +171,10 @@ def _row_label(table: str, row: Row) -> str:
         return "|A|, |P|, |N| = " + ", ".join(str(s.get(n) or k) for n in
                                              ("num_anchors", "num_positives", "num_negatives"))
     model = MODEL_LABELS.get(row.model_role, row.model_role)
+    if s.get("cac"):
+        return model + " + CAC"
+    if s.get("baseline") == "official":
+        return model + " (authors' baseline)"
     label = model + (f" + DCL (λ {s['loss_weight']:g})" if s["dcl"] else "")
     if table == "table6":
         label = ("COCO-OCC: " if row.split == "occ" else "COCO: ") + label
@@ -255,13 +268,14 @@ def build_tables(plan: Plan, results: Path, paper: Optional[dict] = None,
         table = {
             "id": tid, "title": spec["title"], "caption": spec["caption"],
             "evaluation": spec["evaluation"], "paper_numbers": has_paper,
+            "method": spec.get("method", "DCL"),
             # paper: the column has the paper's value and Δ beside it; gain: the column is
             # compared with the baseline in `gains`.
             "columns": [{"key": c, "label": COLUMN_LABELS.get(c, c),
                          "paper": has_paper and c not in measured_only,
                          "gain": c not in measured_only} for c in cols],
             "rows": table_rows, "gains": _gains(tid, spec, table_rows, cols),
-            "gains_heading": ("DCL against its baseline" if has_paper else
+            "gains_heading": (f"{spec.get('method', 'DCL')} against its baseline" if has_paper else
                               "Each loss against the baseline (no paper numbers exist for this "
                               "comparison)"),
             "notes": _notes(tid, spec, table_rows, describe_scale),
@@ -274,16 +288,22 @@ def build_tables(plan: Plan, results: Path, paper: Optional[dict] = None,
 
 def _gains(tid: str, spec: Mapping, rows: list[dict], cols: list[str]) -> list[dict]:
     """Loss rows minus the baseline row of the same model and split (:data:`GAIN_TABLES`:
-    those with a baseline row); for a cost table the relative cost in %."""
+    those with a baseline row); for a cost table the relative cost in %. In CAC's table, CAC
+    minus each baseline of its model: the matched one and, where it differs, the authors' (whose
+    numbers the paper's gain compares)."""
     if tid not in GAIN_TABLES:
         return []
     cost = spec["evaluation"] == "cost"
-    base = {(r["model_role"], r["split"]): r for r in rows
-            if not r["paper_only"] and r["variant"] == "baseline"}
+    baselines = ("baseline", OFFICIAL_BASELINE) if tid == "cac_cityscapes" else ("baseline",)
+    pairs = []
+    for kind in baselines:
+        base = {(r["model_role"], r["split"]): r for r in rows
+                if not r["paper_only"] and r["variant"] == kind}
+        pairs += [(r, base.get((r["model_role"], r["split"]))) for r in rows
+                  if not r["paper_only"] and r["variant"] not in baselines]
     gains = []
-    for r in rows:
-        b = base.get((r["model_role"], r["split"]))
-        if r["paper_only"] or r["variant"] == "baseline" or b is None:
+    for r, b in pairs:
+        if b is None:
             continue
         if r["run"] is None and not spec.get("paper_numbers", True):
             continue  # neither side has a value: no gain row
@@ -298,8 +318,10 @@ def _gains(tid: str, spec: Mapping, rows: list[dict], cols: list[str]) -> list[d
         else:
             cells = {c: {side: _delta(r["cells"][c][side], b["cells"][c][side])
                          for side in ("measured", "paper")} for c in cols}
-        gains.append({"label": f"{r['label']} − baseline", "cells": cells,
-                      "unit": "%" if cost else "AP", "run": r["run"],
+        unit = "%" if cost else {"cac_cityscapes": "mIoU"}.get(tid, "AP")
+        against = "baseline" if b["variant"] == "baseline" else b["label"]
+        gains.append({"label": f"{r['label']} − {against}", "cells": cells, "unit": unit,
+                      "run": r["run"],
                       "baseline_run": b["run"], "split": r["split"]})
     return gains
 
@@ -337,6 +359,14 @@ def _notes(tid, spec, rows, describe_scale) -> list[str]:
                                         "per-class AP is COCO-style for the classes the data has."))
         notes.append("The paper's per-class columns and AP test are test-set numbers (evaluation "
                      "server); nothing here is measured on the test set.")
+    if spec["evaluation"] == "miou":
+        notes.append("Measured mIoU: mmseg's IoUMetric over the dataset's classes on val "
+                     "(Cityscapes: its 19 trainId classes, whole-image single-scale inference), "
+                     "with its image-bootstrap interval. mIoU test (ms) is the evaluation server's multi-scale "
+                     "number: not measured.")
+        notes.append("Gains: CAC minus the baseline matched to it (its config differs by the "
+                     "loss alone) and, where they differ, minus the authors' own baseline, "
+                     "which the paper's gain uses (40k: no CE class weights; OCRNet: batch 16).")
     if any(c in ("AP_dev",) for c in spec["columns"]):
         notes.append("AP test-dev is the evaluation server's: not measured.")
     if spec["evaluation"] == "cost":

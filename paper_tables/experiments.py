@@ -40,6 +40,11 @@ VARIANT_KEYS = ("dcl",) + LOSS_KEYS
 # Other registered losses: a row key named after the loss holds its settings (a mapping, {} for
 # dcl_core's defaults), e.g. `contrastmask: {detach_features: false}`.
 OTHER_LOSSES = tuple(name for name in LOSSES if name != DCLSettings.name)
+# Variants of the mmseg models (CAC's table), named by their config file rather than by --loss
+# settings: `cac: true` -> "cac", `baseline: official` -> "baseline_official" (the authors' own
+# baseline where it differs from the one matched to CAC).
+CAC_VARIANT = "cac"
+OFFICIAL_BASELINE = "baseline_official"
 # Filled in on every DCL row's settings (so the tables can label them): dcl_core's defaults.
 SHOWN_KEYS = ("loss_weight", "temperature", "num_samples", "with_projection")
 ROW_STATUS = {
@@ -97,6 +102,15 @@ def variant_settings(row: Mapping[str, Any]) -> dict:
             a mapping, or a setting dcl_core refuses.
     """
     v = {k: row[k] for k in VARIANT_KEYS if k in row}
+    # `cac: true` names the mmseg models' CAC config variant; `cac: {settings}` (a mapping) is
+    # CAC's RoI loss on a mask head, one of OTHER_LOSSES below.
+    other = [k for k in ("cac", "baseline")
+             if (row.get(k) is True if k == "cac" else row.get(k) not in (None, "matched"))]
+    if other:
+        if v.get("dcl", False) or len(other) > 1 or set(v) - {"dcl"}:
+            raise ConfigError(f"{other[0]} is a variant of its own: no dcl, loss settings or "
+                              "second variant key on the row")
+        return {"dcl": False, "cac": True} if other == ["cac"] else {"dcl": False, "baseline": "official"}
     if not v.get("dcl", False):
         extra = sorted(set(v) - {"dcl"})
         if extra:
@@ -138,9 +152,13 @@ def run_loss(v: Mapping[str, Any]) -> Optional[DCLSettings]:
 
 
 def variant_name(v: Mapping[str, Any]) -> str:
-    """``baseline``, or dcl_core's name of the losses (``variant_name()`` of each settings,
-    joined by ``+``), e.g. ``dcl_w1.2_t0.07_k32`` or
-    ``dcl_w1.2_t0.07_k32+contrastmask_w0.1_te0.3_th0.7_s0.3_grad_noramp``."""
+    """``baseline``, ``cac`` / ``baseline_official`` (the mmseg models' config variants), or
+    dcl_core's name of the losses (``variant_name()`` of each settings, joined by ``+``), e.g.
+    ``dcl_w1.2_t0.07_k32`` or ``dcl_w1.2_t0.07_k32+contrastmask_w0.1_te0.3_th0.7_s0.3_grad_noramp``."""
+    if v.get("cac") is True:
+        return CAC_VARIANT
+    if v.get("baseline") == "official":
+        return OFFICIAL_BASELINE
     return losses_variant_name(run_losses(v))
 
 
@@ -176,13 +194,27 @@ class Plan:
     runs: dict[str, dict]                 # run -> variant settings (run_loss: neutral)
 
     def evaluations(self) -> list[tuple[str, str]]:
-        """Unique (run, split) pairs that some row scores."""
+        """Unique (run, split) pairs that some row scores COCO-style (the mmseg runs' mIoU is
+        written by their predict rule instead)."""
         seen = {}
         for rows in self.tables.values():
             for r in rows:
-                if r.run:
+                if r.run and self.models[r.model]["framework"] != "mmseg":
                     seen[(r.run, r.split)] = None
         return list(seen)
+
+
+def _check_variant_of_model(where: str, variant: str, model: Mapping[str, Any]) -> None:
+    """An mmseg model runs its baseline and the variants it has a config file for; the other
+    frameworks run no cac or official-baseline variant (their variants are --loss settings)."""
+    own = model.get("variants", {})
+    if model["framework"] == "mmseg":
+        if variant != "baseline" and variant not in own:
+            raise ConfigError(f"{where}: model {model['name']!r} has no config for variant "
+                              f"{variant!r} (its variants: baseline, {', '.join(sorted(own)) or '-'})")
+    elif variant in (CAC_VARIANT, OFFICIAL_BASELINE):
+        raise ConfigError(f"{where}: variant {variant!r} is an mmseg model's, not of "
+                          f"{model['framework']} model {model['name']!r}")
 
 
 def expand(config: Mapping[str, Any], scale: Optional[str] = None) -> Plan:
@@ -242,12 +274,14 @@ def expand(config: Mapping[str, Any], scale: Optional[str] = None) -> Plan:
                 status = "not_at_scale"
             elif dataset is None or model is None:
                 status = "no_model"
-            elif split not in config["datasets"][dataset]:
+            elif split not in config["datasets"][dataset] \
+                    and "semantic" not in config["datasets"][dataset]:  # one folder, all splits
                 status = "no_split"
             r = Row(table, d_role, m_role, variant_name(v), v, split,
                     dataset if status == "run" else None,
                     model["name"] if status == "run" else None, status)
             if r.run:
+                _check_variant_of_model(where, r.variant, model)
                 runs[r.run] = v
             rows.append(r)
         tables[table] = rows

@@ -9,6 +9,9 @@ gets the interval of the paired bootstrap (the same resampled images for both ru
 verdict against the paper's gain (:data:`VERDICT_RULE`). Where ``seeds`` ran more than one
 seed, cells and gains also get ``seeds: {n, mean, std}`` over the seeds' values.
 
+mIoU (the mmseg runs' ``metrics_miou.json``) is bootstrapped from the per-image pixel counts
+beside it (``metrics_miou_areas.npz``; :mod:`analysis.miou`), and CAC's gains alike.
+
 Not bootstrapped: Cityscapes-style AP from cityscapesScripts (``metrics_cityscapes.json``;
 its matching is not kept), training cost (Table 9). Their ``ci95`` is None.
 """
@@ -23,6 +26,7 @@ from typing import Mapping, Optional
 import numpy as np
 
 from analysis.bootstrap import DEFAULT_RESAMPLES, DEFAULT_SEED, METHODS, interval, load_matches
+from analysis.miou import resampled_miou
 from analysis.resample import load_resampled, resample_matches
 from analysis.coco_eval import STAT_NAMES
 
@@ -124,6 +128,14 @@ class Bootstrap:
         if not source:
             return None
         run, name, keys = _parse_source(source)
+        if name == "metrics_miou.json" and keys == ("mIoU",):
+            areas = self.results / run / "metrics_miou_areas.npz"
+            if (run, name) not in self._cache:
+                self._cache[(run, name)] = (resampled_miou(areas, self.resamples, self.seed)
+                                            if areas.is_file() else None)
+                if self._cache[(run, name)] is not None:
+                    self._images.add(len(self._cache[(run, name)][0]))
+            return self._cache[(run, name)]
         if name.startswith("metrics_") and name != "metrics_cityscapes.json" and len(keys) == 2:
             data = self._resampled(run, "matches_" + name[len("metrics_"):-5])
             if data is None:
@@ -215,7 +227,7 @@ def add_uncertainty(tables: list[dict], boot: Bootstrap,
                     if spread:
                         cell["seeds"] = spread
         for g in t["gains"]:
-            if g["unit"] != "AP":
+            if g["unit"] not in ("AP", "mIoU"):
                 continue
             dcl, base = rows.get((g["run"], g["split"])), rows.get((g["baseline_run"], g["split"]))
             for col, cell in g["cells"].items():

@@ -150,14 +150,18 @@ def test_every_rule_that_runs_python_names_an_environment():
 
 
 def test_mmdet_rules_use_the_mmdet_environment():
+    """The mmdet and the mmseg twins of the train/predict rules run in envs/mmdet.yaml (the
+    OpenMMLab stack, mmsegmentation included), every other one in detectron2's."""
     text = (REPO / "workflow/rules/train.smk").read_text() + (REPO / "workflow/rules/evaluate.smk").read_text()
     mmdet = []
     for name, lines, _ in _rule_blocks(text):
         body = "\n".join(lines)
-        # The mmdet twins of the train/predict rules are the ones constrained to mmdet models.
-        if "baselines/mmdet/" in body or 'models_of("mmdet")' in body:
+        # The OpenMMLab twins of the train/predict rules are the ones constrained to their models.
+        if re.search(r'baselines/mm(det|seg)/|models_of\("mm(det|seg)"\)', body):
             mmdet.append(name)
             assert "envs/mmdet.yaml" in body, name
         elif "conda:" in body:
             assert "envs/detectron2.yaml" in body, name
-    assert sorted(mmdet) == ["predict_mmdet", "train_mmdet"], mmdet
+    assert sorted(mmdet) == ["predict_mmdet", "predict_mmseg", "train_mmdet", "train_mmseg"], mmdet
+    pins = (REPO / "envs/requirements-mmdet.txt").read_text()
+    assert "mmsegmentation==1.2.2" in pins

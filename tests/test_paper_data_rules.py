@@ -51,25 +51,35 @@ def test_paper_dry_run_through_the_cluster_profile_plans_every_job_with_gpus(tmp
     jobs = planned_jobs(out)
     plan = expand(yaml.safe_load((wd / "config.yaml").read_text()), "paper")
     # Every training of every table: the sweeps of Tables 1-4, Tables 5-7's models, supp., the
-    # same-baseline ContrastMask-loss runs, and ContrastMask's four ResNeXt 3x runs (mmdet).
-    assert len(plan.runs) == 36
+    # same-baseline runs (ContrastMask's loss, DCL + it, CAC's loss), ContrastMask's four
+    # ResNeXt 3x runs (mmdet), and CAC's table (3 HRNet/OCRNet models: matched baseline and CAC,
+    # 2 authors' baselines; mmseg).
+    assert len(plan.runs) == 45
     for run in plan.runs:
         assert f"results/paper/{run}/model_final.pth" in out, run
-    assert jobs["train_detectron2"] + jobs["train_mmdet"] == 36 and jobs["train_mmdet"] == 6
+    assert jobs["train_detectron2"] + jobs["train_mmdet"] == 37 and jobs["train_mmdet"] == 6
+    assert jobs["train_mmseg"] == 8 and jobs["predict_mmseg"] == 8
     assert jobs["novel_split_coco_voc"] == 1 and jobs["novel_split_coco_nonvoc"] == 1
     for d in ("voc2nonvoc", "nonvoc2voc"):
         assert f"results/paper/coco/contrastmask_x101_fpn_3x_{d}/baseline/model_final.pth" in out
     assert "contrastmask_x101_fpn_3x_voc2nonvoc/baseline/metrics_nonvoc.json" in out
-    assert {k: jobs[k] for k in ("cityscapes_coco_json", "occ_split_coco", "mini_coco",
-                                 "paper_tables", "figure2", "figure4", "report")} == \
-        {"cityscapes_coco_json": 1, "occ_split_coco": 1, "mini_coco": 1, "paper_tables": 1,
-         "figure2": 1, "figure4": 1, "report": 1}
+    assert {k: jobs[k] for k in ("cityscapes_coco_json", "cityscapes_train_ids", "occ_split_coco",
+                                 "mini_coco", "paper_tables", "figure2", "figure4", "report")} == \
+        {"cityscapes_coco_json": 1, "cityscapes_train_ids": 1, "occ_split_coco": 1, "mini_coco": 1,
+         "paper_tables": 1, "figure2": 1, "figure4": 1, "report": 1}
+    for variant in ("fcn_hr48_4xb2-40k_cityscapes-512x1024_baseline_official.py",
+                    "fcn_hr48_4xb2-120k_cityscapes-512x1024_cac.py",
+                    "ocrnet_hr48_4xb4-120k_cityscapes-512x1024_baseline_official.py"):
+        assert f"baselines/mmseg/train.py {REPO}/baselines/mmseg/configs/cityscapes/{variant}" in out
+    assert "--data=datasets/cityscapes" in out
     # Table 5 is scored Cityscapes-style on each of its Cityscapes runs (6 rows, 6 runs).
     assert jobs["evaluate_cityscapes"] == 6
     resources = job_resources(out)
     for line in resources["train_detectron2"] + resources["train_mmdet"]:
         assert "gpu=4" in line and "slurm_partition=gpu" in line and "runtime=720" in line, line
-    for line in resources["predict_detectron2"] + resources["predict_mmdet"]:
+    for line in resources["train_mmseg"]:
+        assert "gpu=4" in line and "slurm_partition=gpu" in line and "runtime=1440" in line, line
+    for line in resources["predict_detectron2"] + resources["predict_mmdet"] + resources["predict_mmseg"]:
         assert "gpu=1" in line and "slurm_partition=gpu" in line, line
     for rule in ("cityscapes_coco_json", "occ_split_coco", "mini_coco", "evaluate", "seg_errors"):
         assert all("gpu" not in line for line in resources[rule]), rule

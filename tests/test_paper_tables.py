@@ -93,6 +93,7 @@ def _fake_results(root: Path, plan) -> None:
                    {"segm": segm, "bbox": {"AP": 20.0 + i}, "per_class": {"person": 5.0 + i, "car": None}})
             _write(root / run / f"seg_errors_{split}.json",
                    {"delta": {t: {"AP": 1.0 + i} for t in ("fFP", "bFP", "FN")}})
+        _write(root / run / "metrics_miou.json", {"mIoU": 30.0 + i})
         _write(root / run / "train_cost.json",
                {"total_seconds": 3600.0 * (1 + i), "peak_memory_mib": 1024.0 * (1 + i),
                 "seconds_per_iter": 1.0 + i, "iterations": 100, "memory_kind": "cpu_peak_rss",
@@ -103,7 +104,7 @@ def test_tables_put_measured_cells_beside_the_papers_with_sources(tmp_path):
     plan = expand(CONFIG, "embedded")
     _fake_results(tmp_path, plan)
     tables = {t["id"]: t for t in build_tables(plan, tmp_path)}
-    assert set(tables) == {f"table{i}" for i in range(1, 10)} | {"supp_unequal"} | {
+    assert set(tables) == {f"table{i}" for i in range(1, 10)} | {"supp_unequal", "cac_cityscapes"} | {
         "same_baseline", "same_baseline_errors", "same_baseline_cost", "contrastmask"}
     runs = sorted(plan.runs)
 
@@ -293,3 +294,37 @@ def test_same_baseline_tables_have_no_paper_side_and_gains_per_loss(tmp_path):
         "git_revision": "abc", "git_dirty": False, "generated": "now", "config_yaml": "",
         "runs": []})
     assert html.count("− baseline") == 6 and "Each loss against the baseline" in html
+
+
+def test_cac_table_shows_miou_beside_the_readme_and_both_gains(tmp_path):
+    """CAC's table: measured mIoU from metrics_miou.json, the README's numbers on the variants
+    whose configs they belong to, test-server cells never measured, and CAC's gain against the
+    matched baseline (measured) and against the authors' baseline (the paper's 81.6 - 79.5)."""
+    plan = expand(CONFIG, "embedded")
+    _fake_results(tmp_path, plan)
+    table = {t["id"]: t for t in build_tables(plan, tmp_path)}["cac_cityscapes"]
+    assert table["method"] == "CAC" and [c["key"] for c in table["columns"]] == ["mIoU_val", "mIoU_test"]
+    rows = {(r["model_role"], r["variant"]): r for r in table["rows"]}
+    runs = sorted(plan.runs)
+    base, cac = rows[("hrnet_fcn_40k", "baseline")], rows[("hrnet_fcn_40k", "cac")]
+    assert base["cells"]["mIoU_val"]["measured"] == 30.0 + runs.index(base["run"])
+    assert base["cells"]["mIoU_val"]["source"] == f"{base['run']}/metrics_miou.json#mIoU"
+    assert cac["cells"]["mIoU_val"]["paper"] == 81.6 and base["cells"]["mIoU_val"]["paper"] is None
+    assert all(r["cells"]["mIoU_test"]["measured"] is None for r in table["rows"])
+    official = rows[("hrnet_fcn_40k", "baseline_official")]
+    assert official["status"] == "not_at_scale" and official["cells"]["mIoU_val"]["paper"] == 79.5
+    assert rows[("ocrnet_120k", "cac")]["status"] == "no_model"
+    gains = {g["label"]: g for g in table["gains"]}
+    gain = gains["HRNetV2 FCN 40k + CAC − baseline"]
+    assert gain["unit"] == "mIoU" and gain["run"] == cac["run"]
+    # the authors' 40k baseline does not run at this scale: its gain has the paper's side only
+    assert gains["HRNetV2 FCN 40k + CAC − HRNetV2 FCN 40k (authors' baseline)"]["cells"][
+        "mIoU_val"]["measured"] is None
+    assert gain["cells"]["mIoU_val"]["measured"] == runs.index(cac["run"]) - runs.index(base["run"])
+    paper_plan = expand(CONFIG, "paper")
+    gains = {g["label"]: g for g in build_tables(paper_plan, tmp_path)[-1]["gains"]}
+    assert round(gains["HRNetV2 FCN 40k + CAC − HRNetV2 FCN 40k (authors' baseline)"]
+                 ["cells"]["mIoU_val"]["paper"], 6) == 2.1
+    assert round(gains["HRNetV2 FCN 120k + CAC − baseline"]["cells"]["mIoU_test"]["paper"], 6) == 1.2
+    assert round(gains["OCRNet 120k + CAC − OCRNet 120k (authors' baseline)"]["cells"]["mIoU_val"]
+                 ["paper"], 6) == 0.9

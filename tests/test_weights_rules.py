@@ -33,7 +33,13 @@ def test_each_paper_model_starts_from_the_weights_it_was_trained_from():
                    "mask_rcnn_coco_init": "detectron2_pkl", "mask_rcnn_swin_t": "torchvision_pth",
                    "sparseinst": "torchvision_pth", "refinemask": "torchvision_pth",
                    **{f"contrastmask_{b}_{d}": "torchvision_pth" for b in ("x50", "x101")
-                      for d in ("voc2nonvoc", "nonvoc2voc")}}
+                      for d in ("voc2nonvoc", "nonvoc2voc")},
+                   # CAC's HRNetV2-W48 and OCRNet: MSRA's ImageNet HRNetV2-W48
+                   "hrnet_fcn_40k": "hrnet_pth", "hrnet_fcn_120k": "hrnet_pth",
+                   "ocrnet_120k": "hrnet_pth"}
+    # The file the mmseg configs name by default (mmseg's open-mmlab:// alias) is the declared one.
+    w48 = (REPO / "baselines/mmseg/configs/_base_/hrnet_w48.py").read_text()
+    assert "hrnetv2_w48" in WEIGHTS["msra_hrnetv2_w48"]["url"] and "msra/hrnetv2_w48" in w48
     assert _origin(PAPER["sparseinst"]["weights"]) is _origin(PAPER["refinemask"]["weights"])
     # The file RefineMask's mmdet config names by default is the declared one.
     mmdet_cfg = (REPO / "baselines/mmdet/configs/_base_/refinemask_r50_fpn.py").read_text()

@@ -60,9 +60,11 @@ def test_embedded_dry_run_plans_every_table_of_the_matrix(tmp_path):
     jobs = planned_jobs(out)
     plan = expand(yaml.safe_load((wd / "config.yaml").read_text()), "embedded")
     # Four models, with and without DCL, the Mask R-CNN sweep points of Tables 1-4 + supp., the
-    # same-baseline ContrastMask-loss runs and ContrastMask itself (voc -> nonvoc).
-    assert len(plan.runs) == 16
-    assert jobs["train_detectron2"] + jobs["train_mmdet"] == len(plan.runs)
+    # same-baseline runs (ContrastMask's loss, DCL + it, CAC's loss), ContrastMask itself
+    # (voc -> nonvoc), and CAC's table: the small HRNet with and without CAC (mmseg).
+    assert len(plan.runs) == 19
+    assert jobs["train_detectron2"] + jobs["train_mmdet"] + jobs["train_mmseg"] == len(plan.runs)
+    assert jobs["train_mmseg"] == jobs["predict_mmseg"] == 2 and jobs["embedded_semantic"] == 1
     for run in plan.runs:
         assert f"results/embedded/{run}/model_final.pth" in out, run
     assert jobs["embedded_dataset"] == 1 and jobs["occ_split_embedded"] == 1
@@ -98,12 +100,18 @@ def test_seeds_repeat_every_run_beside_the_default_folders(tmp_path):
     out = snakemake(workdir(tmp_path / "b", seeds=[0, 1]), "-n", "-p", "--cores", "2").stdout
     plan = expand(yaml.safe_load((REPO / "config.yaml").read_text()), "embedded")
     jobs = planned_jobs(out)
-    assert jobs["train_detectron2"] + jobs["train_mmdet"] == 2 * len(plan.runs)
+    assert jobs["train_detectron2"] + jobs["train_mmdet"] + jobs["train_mmseg"] == 2 * len(plan.runs)
     for run in plan.runs:
         assert f"results/embedded/{run}/model_final.pth" in default, run
         assert f"results/embedded/{run}_seed1/model_final.pth" in out, run
+        if plan.models[run.split("/")[1]]["framework"] == "mmseg":  # scored by its own mIoU
+            assert f"results/embedded/{run}_seed1/metrics_miou.json" in out, run
+            continue
         assert f"results/embedded/{run}_seed1/metrics_val.json" in out, run
         assert f"results/embedded/{run}_seed1/resampled_matches_val.npz" not in out, run
+    # An mmseg variant's seed runs the variant's own config file.
+    assert re.search(r"mmseg/train\.py \S+/fcn_hr18s_embedded_cac\.py --seed 1 --work-dir "
+                     r"results/embedded/embedded_semantic/fcn_hr18s/cac_seed1", out)
     # The run's seed reaches training and prediction as the neutral --seed (the adapters write
     # it into their configs); the default seed adds nothing to the default commands.
     assert "--seed 1 --config-file" in out and "--seed 1 --work-dir" in out

@@ -38,26 +38,9 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def checkpoint_classes(path: Path):
-    """The class names stored in an mmengine checkpoint's meta, or None if it has none.
-
-    Raises:
-        CliError: weights-only loading refuses the file (damaged, or carrying code).
-    """
-    import torch
-
-    from dcl_mmdet.checkpoint import checkpoint_error
-    from dcl_mmdet.runner_setup import CliError
-
-    if error := checkpoint_error(path):
-        raise CliError(f"{path} refused: {error}")
-    meta = torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("meta", {})
-    classes = (meta.get("dataset_meta") or {}).get("classes")
-    return tuple(classes) if classes is not None else None
-
-
 def build_config(args, work_dir: str):
     from analysis.io import input_overwritten_by
+    from dcl_mmdet.checkpoint import checkpoint_classes
     from dcl_mmdet.data import parse_data_arg
     from dcl_mmdet.runner_setup import (CliError, check_contrast_cfg, load_config, set_dataset,
                                         set_num_classes)

@@ -22,13 +22,9 @@ Several GPUs: ``torchrun --nproc_per_node N baselines/mmdet/train.py ... --launc
 from __future__ import annotations
 
 import argparse
-import os
-import pickle
-import shutil
 import sys
 from pathlib import Path
 
-FINAL = "model_final.pth"
 
 
 def parse_args(argv=None):
@@ -105,24 +101,9 @@ def check_load_from(cfg) -> None:
             raise CliError(f"load_from {path} refused: {error}")
 
 
-def publish_final(work_dir: Path) -> Path:
-    """Make ``work_dir/model_final.pth`` the checkpoint named in ``work_dir/last_checkpoint``."""
-    from analysis.io import atomic_path
-
-    last = Path((work_dir / "last_checkpoint").read_text().strip())
-    final = work_dir / FINAL
-    with atomic_path(final) as tmp:
-        os.unlink(tmp)
-        try:
-            os.link(last, tmp)
-        except OSError:  # another file system, or no hard links
-            shutil.copyfile(last, tmp)
-    return final
-
-
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from dcl_mmdet.checkpoint import allow_mmengine_checkpoints
+    from dcl_mmdet.checkpoint import allow_mmengine_checkpoints, train_and_publish
     from dcl_mmdet.runner_setup import CliError
 
     allow_mmengine_checkpoints()
@@ -132,28 +113,10 @@ def main(argv=None) -> int:
     except CliError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    from mmengine.dist import is_main_process
-    from mmengine.runner import Runner
-
     from dcl_core.sampling import InfeasibleSamplingError
 
-    if not args.resume:
-        (args.work_dir / FINAL).unlink(missing_ok=True)
-    from dcl_mmdet.distributed import setup_cpu_distributed
-    setup_cpu_distributed(cfg)  # torchrun on CPUs: gloo, DDP without device ids
-    try:
-        runner = Runner.from_cfg(cfg)
-    except InfeasibleSamplingError as e:  # raised while the model is built
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    try:
-        runner.train()
-    except pickle.UnpicklingError as e:  # a weights file weights-only loading refuses
-        print(f"error: {' '.join(str(e).split())[:300]}", file=sys.stderr)
-        return 2
-    if runner.iter >= runner.max_iters and is_main_process():
-        print(f"model_final: {publish_final(args.work_dir)}")
-    return 0
+    # InfeasibleSamplingError: raised while the model is built
+    return train_and_publish(cfg, args.work_dir, args.resume, (InfeasibleSamplingError,))
 
 
 if __name__ == "__main__":

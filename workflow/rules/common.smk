@@ -48,8 +48,11 @@ def model_cfg(wildcards):
 
 
 def model_config_file(wildcards):
-    """The framework config of a run's model; a relative path is relative to the repository."""
-    return str(REPO / model_cfg(wildcards)["config"])
+    """The framework config of a run's model (an mmseg model's variant has a file of its own);
+    a relative path is relative to the repository."""
+    m = model_cfg(wildcards)
+    variant = run_and_seed(wildcards)[0].split("/")[2]  # a seed's folder runs its run's config
+    return str(REPO / m.get("variants", {}).get(variant, m["config"]))
 
 
 def run_and_seed(wildcards):
@@ -108,6 +111,30 @@ def mmdet_args(wildcards, train=True):
     return " ".join(quote(a) for a in args)
 
 
+def semantic_root(dataset):
+    """The folder an mmseg run reads (--data): a semantic set or a Cityscapes root."""
+    return config["datasets"][dataset]["semantic"]
+
+
+def mmseg_args(wildcards):
+    """--data and --cfg-options (weights, the preset's) of an mmseg run, shell-quoted."""
+    args = [f"--data={semantic_root(wildcards.dataset)}"]
+    options = list(PRESET.get("opts", {}).get("mmseg", []))
+    if model_cfg(wildcards).get("weights"):
+        options.append(mmseg_weights_option(model_cfg(wildcards)["weights"]))  # weights.smk
+    if options:
+        args += ["--cfg-options", *options]
+    return " ".join(quote(a) for a in args)
+
+
+def _launch(gpus):
+    """(launcher, extra flag) of an mmengine script: one process per GPU through torch's
+    launcher, as mmdet's and mmseg's dist_train.sh do."""
+    if gpus > 1:
+        return f"python -m torch.distributed.run --nproc_per_node={gpus}", " --launcher pytorch"
+    return "python", ""
+
+
 def train_command(wildcards, output, input, resources):
     """A run's training command, by its model's framework (the train rules' one body).
 
@@ -125,17 +152,17 @@ def train_command(wildcards, output, input, resources):
         return (f"python {repo}/baselines/detectron2/train_net.py --resume --num-gpus {gpus}"
                 f" {loss_option(wildcards)}{seed_words(wildcards)} --config-file {config}"
                 f" {detectron2_datasets(wildcards)} OUTPUT_DIR {outdir} {detectron2_opts(wildcards)}")
-    launch, extra = "python", ""
-    if gpus > 1:
-        launch = f"python -m torch.distributed.run --nproc_per_node={gpus}"
-        extra = " --launcher pytorch"
+    launch, extra = _launch(gpus)
+    if model_cfg(wildcards)["framework"] == "mmseg":  # the variant is the config file
+        return (f"{launch} {repo}/baselines/mmseg/train.py {config}{seed_words(wildcards)}"
+                f" --work-dir {outdir} --resume{extra} {mmseg_args(wildcards)}")
     return (f"{launch} {repo}/baselines/mmdet/train.py {config} {loss_option(wildcards)}"
             f"{seed_words(wildcards)} --work-dir {outdir} --resume{extra} {mmdet_args(wildcards)}")
 
 
 def predict_command(wildcards, output, input):
-    """A run's command writing its COCO-format predictions on val, by its model's framework
-    (the predict rules' one body)."""
+    """A run's command writing its COCO-format predictions on val (mmseg: its mIoU on val), by
+    its model's framework (the predict rules' one body)."""
     repo, config, weights = quote(str(REPO)), quote(str(input.config)), quote(str(input.weights))
     out = quote(output[0])
     if model_cfg(wildcards)["framework"] == "detectron2":
@@ -144,6 +171,9 @@ def predict_command(wildcards, output, input):
                 f" {loss_option(wildcards)}{seed_words(wildcards)} --config-file {config}"
                 f" {detectron2_datasets(wildcards)} --predictions-out {out} OUTPUT_DIR {eval_dir}"
                 f" {detectron2_opts(wildcards)} MODEL.WEIGHTS {weights}")
+    if model_cfg(wildcards)["framework"] == "mmseg":  # mmseg's mIoU, written by the run itself
+        return (f"python {repo}/baselines/mmseg/predict.py {config} {weights}"
+                f" --metrics-out {out} {mmseg_args(wildcards)}")
     return (f"python {repo}/baselines/mmdet/predict.py {config} {weights}"
             f" {loss_option(wildcards)}{seed_words(wildcards)} --predictions-out {out} {mmdet_args(wildcards, train=False)}")
 

@@ -55,10 +55,62 @@ if "cityscapes" in config["datasets"]:
 
 
 def dataset_inputs(wildcards):
-    """What a run needs of its dataset: the built folder, or the configured annotation files."""
+    """What a run needs of its dataset: the built folder, the configured annotation files, or
+    a semantic set's folder (Cityscapes: its trainId label images' marker)."""
     if wildcards.dataset == "embedded":
         return [EMBEDDED_ROOT]
+    if "semantic" in config["datasets"][wildcards.dataset]:
+        root = config["datasets"][wildcards.dataset]["semantic"]
+        return [root if root == EMBEDDED_SEMANTIC else f"{root}/{TRAIN_IDS_DONE}"]
     return [split(wildcards.dataset, s)["json"] for s in ("train", "val")]
+
+
+# Semantic segmentation (CAC's table, mmseg): the embedded set's per-pixel classes, and
+# Cityscapes' trainId label images.
+EMBEDDED_SEMANTIC = config["datasets"].get("embedded_semantic", {}).get("semantic", "resources/embedded_semseg")
+TRAIN_IDS_DONE = "gtFine/labelTrainIds.done"  # cityscapesScripts writes the images beside gtFine's
+
+
+rule embedded_semantic:
+    """Per-pixel class labels of the embedded instance set (dcl_data/semantic_labels.py: class 0
+    background, category k class k+1, the smaller instance wins an overlap, crowd 255), with
+    the images re-encoded as PNG in mmseg's img_dir/ann_dir layout; built under a temporary
+    name and renamed, so it appears whole or not at all."""
+    input:
+        EMBEDDED_ROOT,
+    output:
+        directory(EMBEDDED_SEMANTIC),
+    log:
+        "logs/data/embedded_semantic.log",
+    conda:
+        "../../envs/detectron2.yaml"
+    params:
+        train=lambda wildcards: f"train={split('embedded', 'train')['json']}:{split('embedded', 'train')['images']}",
+        val=lambda wildcards: f"val={split('embedded', 'val')['json']}:{split('embedded', 'val')['images']}",
+    shell:
+        "python -m dcl_data.semantic_labels --split {params.train:q} --split {params.val:q}"
+        " --out {output:q} > {log:q} 2>&1"
+
+
+if "cityscapes_semantic" in config["datasets"]:
+
+    rule cityscapes_train_ids:
+        """cityscapesScripts' trainId label images (*_gtFine_labelTrainIds.png: the 19
+        evaluated classes, 255 elsewhere) from gtFine's polygons, the labels mmseg's
+        CityscapesDataset reads; written beside them (createTrainIdLabelImgs), then the
+        marker. The layout is checked first (dcl_data/paper_sets.py)."""
+        output:
+            touch(f"{config['datasets']['cityscapes_semantic']['semantic']}/{TRAIN_IDS_DONE}"),
+        log:
+            "logs/data/cityscapes_train_ids.log",
+        conda:
+            "../../envs/detectron2.yaml"
+        params:
+            root=config["datasets"]["cityscapes_semantic"]["semantic"],
+        shell:
+            "(python -m dcl_data.paper_sets cityscapes {params.root:q}"
+            " && CITYSCAPES_DATASET={params.root:q} python -m cityscapesscripts.preparation.createTrainIdLabelImgs"
+            ") > {log:q} 2>&1"
 
 
 # Occlusion subsets of val (COCO-OCC; the embedded stand-in): one rule per dataset with `occ`.

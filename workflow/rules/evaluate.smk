@@ -32,6 +32,19 @@ use rule predict_detectron2 as predict_mmdet with:
         "../../envs/mmdet.yaml"
 
 
+# mmseg: mmseg's mIoU over the val split (19 trainId classes on Cityscapes), written by the
+# prediction run itself (dcl_mmseg.IoUMetricWriter), with the per-image pixel counts beside it
+# (the image bootstrap of the mIoU cells, analysis/miou.py).
+use rule predict_detectron2 as predict_mmseg with:
+    output:
+        f"{RESULTS}/{{dataset}}/{{model}}/{{variant}}/metrics_miou.json",
+        f"{RESULTS}/{{dataset}}/{{model}}/{{variant}}/metrics_miou_areas.npz",
+    wildcard_constraints:
+        model=models_of("mmseg"),
+    conda:
+        "../../envs/mmdet.yaml"
+
+
 rule predictions_subset:
     """A run's val predictions restricted to the images and categories of a subset of val
     (COCO-OCC; the VOC / non-VOC categories)."""

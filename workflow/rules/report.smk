@@ -9,7 +9,7 @@ TABLES_DIR = f"{RESULTS}/paper_tables"
 
 def row_files(table, kinds, seeds=False):
     """Files of the runs behind a table's rows: `kinds` among metrics, seg_errors, cost,
-    cityscapes (paper scale on Cityscapes only), features, and bootstrap (the resampled
+    cityscapes (paper scale on Cityscapes only), features, miou (the mmseg runs'), and bootstrap (the resampled
     matchings beside metrics and seg_errors, for the intervals); with `seeds`, those of the
     rows' runs at every other seed of config `seeds` too."""
     out = []
@@ -34,6 +34,10 @@ def row_files(table, kinds, seeds=False):
             out.append(f"{d}/metrics_cityscapes.json")
         if "features" in kinds:
             out.append(f"{d}/features_val.npz")
+        if "miou" in kinds:
+            out.append(f"{d}/metrics_miou.json")
+            if bootstrap:
+                out.append(f"{d}/metrics_miou_areas.npz")
     return list(dict.fromkeys(out))
 
 
@@ -48,6 +52,7 @@ TABLE_INPUTS = {
     "table9": ("cost",),
     "same_baseline_errors": ("metrics", "seg_errors"),
     "same_baseline_cost": ("cost",),
+    "cac_cityscapes": ("miou",),
 }
 PAPER_TABLES = [t for t in PLAN.tables if not t.startswith("figure")]
 
@@ -135,6 +140,7 @@ rule report:
     params:
         scale=SCALE,
         runs=RUNS,
+        seed_runs=SEED_RUNS,
         results=RESULTS,
         repo=REPO,
     conda:

@@ -37,3 +37,11 @@ use rule train_detectron2 as train_mmdet with:
         model=models_of("mmdet"),
     conda:
         "../../envs/mmdet.yaml"
+
+
+# mmseg (CAC's table): the variant is the model's config file (common.smk: model_config_file).
+use rule train_detectron2 as train_mmseg with:
+    wildcard_constraints:
+        model=models_of("mmseg"),
+    conda:
+        "../../envs/mmdet.yaml"

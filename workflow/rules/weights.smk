@@ -7,6 +7,8 @@ WEIGHTS = config.get("weights", {})
 # How each framework starts from a file of each format (formats: config.yaml).
 _D2_FORMATS = ("detectron2_msra_pkl", "detectron2_pkl", "detectron2_pth")
 _MMDET_BACKBONE_FORMATS = ("torchvision_pth",)
+_MMSEG_BACKBONE_FORMATS = ("hrnet_pth",)
+_FORMATS = {"detectron2": _D2_FORMATS, "mmdet": _MMDET_BACKBONE_FORMATS, "mmseg": _MMSEG_BACKBONE_FORMATS}
 
 
 def _check_weights_declarations():
@@ -22,7 +24,7 @@ def _check_weights_declarations():
             _fail(f"presets.{SCALE}.models.{role}.weights: {name!r} is not declared under weights "
                   f"(declared: {sorted(WEIGHTS)})")
         fmt = WEIGHTS[name]["format"]
-        usable = _D2_FORMATS if m["framework"] == "detectron2" else _MMDET_BACKBONE_FORMATS
+        usable = _FORMATS[m["framework"]]
         if fmt not in usable:
             _fail(f"presets.{SCALE}.models.{role}: {m['framework']} cannot start from {name} "
                   f"(format {fmt}); it takes {', '.join(usable)}")
@@ -39,6 +41,12 @@ def model_weights(wildcards):
     """The initial weights file of a run's model (an input of its train rule), or none."""
     name = model_cfg(wildcards).get("weights")
     return [weights_file(name)] if name else []
+
+
+def mmseg_weights_option(name):
+    """The --cfg-options entry that starts an mmseg model from declared weights: MSRA's
+    ImageNet HRNet initialises the backbone (the segmentor's `pretrained`)."""
+    return f"model.pretrained={weights_file(name)}"
 
 
 def mmdet_weights_option(name):

@@ -28,8 +28,11 @@ tables = read_json(snakemake.input.tables)["tables"]
 preset = snakemake.config["presets"][scale]
 runs = []
 for run in snakemake.params.runs:
-    model = run.split("/")[1]
-    config_file = next(m["config"] for m in preset["models"].values() if m["name"] == model)
+    # a {variant}_seed{s} folder runs its run's config (paper_tables/seeds.py)
+    model, variant = run.split("/")[1], snakemake.params.seed_runs.get(run, (run,))[0].split("/")[2]
+    entry = next(m for m in preset["models"].values() if m["name"] == model)
+    # an mmseg model's variant has a config file of its own (common.smk: model_config_file)
+    config_file = entry.get("variants", {}).get(variant, entry["config"])
     runs.append({"run": run, "config": config_file,
                  "train_cost": read_json(results / run / "train_cost.json")})
 

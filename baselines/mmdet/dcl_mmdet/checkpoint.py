@@ -44,12 +44,15 @@ from dcl_data.weights import (UNREADABLE, CheckpointMismatch, WeightsFileError, 
 
 from .runner_setup import CliError
 
-__all__ = ["CLASSIFIER_HEADS", "DURABLE_BACKEND", "DurableCheckpointHook",
-           "allow_mmengine_checkpoints", "check_weights_fit", "checkpoint_error",
-           "checkpoint_shapes", "resume_checkpoint"]
+__all__ = ["CLASSIFIER_HEADS", "DURABLE_BACKEND", "DurableCheckpointHook", "FINAL",
+           "allow_mmengine_checkpoints", "check_weights_fit", "checkpoint_classes",
+           "checkpoint_error", "checkpoint_shapes", "publish_final", "resume_checkpoint",
+           "train_and_publish"]
 
 DURABLE_BACKEND = "dcl_durable_local"
 TAG = "last_checkpoint"  # mmengine's name for the file naming the newest checkpoint
+#: The finished run's weights, published once training reached its last iteration.
+FINAL = "model_final.pth"
 #: An ImageNet classifier's head: never part of a detection backbone, dropped on purpose.
 CLASSIFIER_HEADS = ("fc.", "head.")
 _IGNORE = ("num_batches_tracked",)
@@ -133,6 +136,72 @@ def resume_checkpoint(work_dir: os.PathLike | str) -> Tuple[Optional[str], Optio
         return None, (f"resume: no checkpoint in {work_dir} loads ({'; '.join(skipped)}); "
                       "starting over")
     return None, None
+
+
+def publish_final(work_dir: os.PathLike | str) -> Path:
+    """Make ``work_dir/model_final.pth`` the checkpoint named in ``work_dir/last_checkpoint``
+    (a hard link, or a copy across file systems), atomically."""
+    import shutil
+
+    work_dir = Path(work_dir)
+    last = Path((work_dir / TAG).read_text().strip())
+    final = work_dir / FINAL
+    with atomic_path(final) as tmp:
+        os.unlink(tmp)
+        try:
+            os.link(last, tmp)
+        except OSError:  # another file system, or no hard links
+            shutil.copyfile(last, tmp)
+    return final
+
+
+def train_and_publish(cfg, work_dir: Path, resume: bool, build_errors: tuple = ()) -> int:
+    """Train ``cfg`` with mmengine's Runner and publish ``model_final.pth``; the exit status.
+
+    Without ``resume`` an old ``model_final.pth`` is removed first. torchrun on CPUs gets gloo
+    and DDP without device ids (:func:`dcl_mmdet.distributed.setup_cpu_distributed`). An error
+    of ``build_errors`` while the model is built, or a weights file that weights-only loading
+    refuses while training starts, is one line on stderr (status 2). Once training has reached
+    its last iteration the main process publishes the last checkpoint (:func:`publish_final`).
+    """
+    import sys
+
+    from mmengine.dist import is_main_process
+    from mmengine.runner import Runner
+
+    from .distributed import setup_cpu_distributed
+
+    if not resume:
+        (Path(work_dir) / FINAL).unlink(missing_ok=True)
+    setup_cpu_distributed(cfg)
+    try:
+        runner = Runner.from_cfg(cfg)
+    except build_errors as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    try:
+        runner.train()
+    except pickle.UnpicklingError as e:
+        print(f"error: {' '.join(str(e).split())[:300]}", file=sys.stderr)
+        return 2
+    if runner.iter >= runner.max_iters and is_main_process():
+        print(f"model_final: {publish_final(work_dir)}")
+    return 0
+
+
+def checkpoint_classes(path: os.PathLike | str) -> Optional[Tuple[str, ...]]:
+    """The class names stored in an mmengine checkpoint's meta, or None if it has none.
+
+    Raises:
+        CliError: weights-only loading refuses the file (damaged, or carrying code).
+    """
+    import torch
+
+    if error := checkpoint_error(path):
+        raise CliError(f"{path} refused: {error}")
+    meta = torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("meta", {})
+    classes = (meta.get("dataset_meta") or {}).get("classes")
+    return tuple(classes) if classes is not None else None
 
 
 class _DurableLocalBackend(LocalBackend):

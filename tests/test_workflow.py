@@ -102,8 +102,9 @@ def test_seeds_repeat_every_run_beside_the_default_folders(tmp_path):
     for run in plan.runs:
         assert f"results/embedded/{run}/model_final.pth" in default, run
         assert f"results/embedded/{run}_seed1/model_final.pth" in out, run
-        assert f"results/embedded/{run}_seed1/metrics_val.json" in out, run
-        assert f"results/embedded/{run}_seed1/resampled_matches_val.npz" not in out, run
+    for run, split in plan.evaluations():  # each on the split its rows score (val, nonvoc...)
+        assert f"results/embedded/{run}_seed1/metrics_{split}.json" in out, run
+        assert f"results/embedded/{run}_seed1/resampled_matches_{split}.npz" not in out, run
     # The run's seed reaches training and prediction as the neutral --seed (the adapters write
     # it into their configs); the default seed adds nothing to the default commands.
     assert "--seed 1 --config-file" in out and "--seed 1 --work-dir" in out

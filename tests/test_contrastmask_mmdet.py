@@ -5,8 +5,6 @@ ramp hook, and (slow) a short CPU train, resume and predict on the embedded data
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -272,18 +270,12 @@ def test_ramp_hook_sets_the_official_weights_and_needs_no_state_to_resume():
 
 
 # ---------------------------------------------------------------- scripts, end to end
-def run_script(*args, timeout=900):
-    env = {**os.environ, "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": os.pathsep.join(map(str, (MMDET_DIR, REPO)))}
-    return subprocess.run([sys.executable, *map(str, args)], capture_output=True, text=True,
-                          env=env, cwd=REPO, timeout=timeout)
-
-
 @pytest.mark.slow
 def test_train_resume_predict_and_novel_scoring_on_the_embedded_data(tmp_path, embedded_dataset):
     from analysis.coco_eval import evaluate_segm
     from analysis.subset import restrict_to_subset
     from dcl_data.coco_subsets import make_novel_split
+    from test_mmdet_refinemask import run_script
 
     train_json = embedded_dataset / "annotations" / "instances_train.json"
     val_json = embedded_dataset / "annotations" / "instances_val.json"

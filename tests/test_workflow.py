@@ -104,20 +104,14 @@ def test_seeds_repeat_every_run_beside_the_default_folders(tmp_path):
     for run in plan.runs:
         assert f"results/embedded/{run}/model_final.pth" in default, run
         assert f"results/embedded/{run}_seed1/model_final.pth" in out, run
-<<<<<<< HEAD
         if plan.models[run.split("/")[1]]["framework"] == "mmseg":  # scored by its own mIoU
             assert f"results/embedded/{run}_seed1/metrics_miou.json" in out, run
-            continue
-        assert f"results/embedded/{run}_seed1/metrics_val.json" in out, run
-        assert f"results/embedded/{run}_seed1/resampled_matches_val.npz" not in out, run
-    # An mmseg variant's seed runs the variant's own config file.
-    assert re.search(r"mmseg/train\.py \S+/fcn_hr18s_embedded_cac\.py --seed 1 --work-dir "
-                     r"results/embedded/embedded_semantic/fcn_hr18s/cac_seed1", out)
-=======
     for run, split in plan.evaluations():  # each on the split its rows score (val, nonvoc...)
         assert f"results/embedded/{run}_seed1/metrics_{split}.json" in out, run
         assert f"results/embedded/{run}_seed1/resampled_matches_{split}.npz" not in out, run
->>>>>>> cmmm
+    # An mmseg variant's seed runs the variant's own config file.
+    assert re.search(r"mmseg/train\.py \S+/fcn_hr18s_embedded_cac\.py --seed 1 --work-dir "
+                     r"results/embedded/embedded_semantic/fcn_hr18s/cac_seed1", out)
     # The run's seed reaches training and prediction as the neutral --seed (the adapters write
     # it into their configs); the default seed adds nothing to the default commands.
     assert "--seed 1 --config-file" in out and "--seed 1 --work-dir" in out

@@ -142,7 +142,8 @@ def _measure(table: str, row: Row, col: str, files: _Files) -> tuple[Any, Option
 
 
 def _losses_label(s: Mapping) -> str:
-    """`` + DCL (λ 1.2) + ContrastMask loss (0.1; head 8 convs, 256 ch)`` of a row's settings."""
+    """`` + DCL (λ 1.2) + ContrastMask loss (0.1; head 8 convs, 256 ch)`` (or `` + CAC loss
+    (0.1; τ 0.1, projection 256 ch)``) of a row's settings."""
     parts = []
     if s["dcl"]:
         parts.append(f"DCL (λ {s['loss_weight']:g})")
@@ -151,6 +152,10 @@ def _losses_label(s: Mapping) -> str:
         parts.append(f"ContrastMask loss ({cm['loss_weight']:g}; head {cm['num_encoder_convs']} "
                      f"conv{'s' if cm['num_encoder_convs'] != 1 else ''}, "
                      f"{cm['embed_channels']} ch)")
+    cac = s.get("cac")
+    if isinstance(cac, Mapping):  # CAC's RoI loss (`cac: true` is an mmseg config variant)
+        parts.append(f"CAC loss ({cac['loss_weight']:g}; τ {cac['temperature']:g}, "
+                     f"projection {cac['projection_channels']} ch)")
     return "".join(f" + {p}" for p in parts)
 
 

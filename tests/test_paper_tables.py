@@ -232,20 +232,21 @@ def test_rows_with_contrastmask_name_and_emit_every_loss():
         variant_settings({"dcl": True, "contrastmask": True})
 
 
-def test_same_baseline_reuses_table1_runs_and_adds_two_per_scale():
-    for scale, head in (("embedded", CM),
-                        ("paper", "contrastmask_w0.1_te0.3_th0.7_s0.3_grad_noramp")):
+def test_same_baseline_reuses_table1_runs_and_adds_three_per_scale():
+    for scale, head, cac in (("embedded", CM, "cac_w0.1_t0.1_projection_channels64"),
+                             ("paper", "contrastmask_w0.1_te0.3_th0.7_s0.3_grad_noramp",
+                              "cac_w0.1_t0.1")):
         plan = expand(CONFIG, scale)
         rows = [r for r in plan.tables["same_baseline"] if r.run]
         t1 = {r.variant: r.run for r in plan.tables["table1"] if r.run}
         assert [r.variant for r in rows] == ["baseline", "dcl_w1.2_t0.07_k32", head,
-                                             f"dcl_w1.2_t0.07_k32+{head}"]
+                                             f"dcl_w1.2_t0.07_k32+{head}", cac]
         assert rows[0].run == t1["baseline"] and rows[1].run == t1["dcl_w1.2_t0.07_k32"]
         for tid in ("same_baseline_errors", "same_baseline_cost"):
             assert [r.run for r in plan.tables[tid] if r.run] == [r.run for r in rows]
         others = {run for t, rs in plan.tables.items() if not t.startswith("same_baseline")
                   for run in (r.run for r in rs) if run}
-        assert len({r.run for r in rows} - others) == 2  # ContrastMask, both: nothing else new
+        assert len({r.run for r in rows} - others) == 3  # ContrastMask, both, CAC: nothing else
 
 
 def test_same_baseline_tables_have_no_paper_side_and_gains_per_loss(tmp_path):
@@ -259,7 +260,8 @@ def test_same_baseline_tables_have_no_paper_side_and_gains_per_loss(tmp_path):
     assert [r["label"] for r in measured] == [
         "Mask R-CNN", "Mask R-CNN + DCL (λ 1.2)",
         "Mask R-CNN + ContrastMask loss (0.1; head 1 conv, 64 ch)",
-        "Mask R-CNN + DCL (λ 1.2) + ContrastMask loss (0.1; head 1 conv, 64 ch)"]
+        "Mask R-CNN + DCL (λ 1.2) + ContrastMask loss (0.1; head 1 conv, 64 ch)",
+        "Mask R-CNN + CAC loss (0.1; τ 0.1, projection 64 ch)"]
     assert all(c["paper"] is None for r in t["rows"] for c in r["cells"].values())
     base = runs.index(measured[0]["run"])
     gains = t["gains"]
@@ -269,7 +271,7 @@ def test_same_baseline_tables_have_no_paper_side_and_gains_per_loss(tmp_path):
         assert g["cells"]["AP"]["measured"] == pytest.approx(runs.index(r["run"]) - base)
         assert g["cells"]["AP"]["paper"] is None
     skipped = [r for r in t["rows"] if r["status"] == "not_at_scale"]
-    assert len(skipped) == 2 and "8 convs, 256 ch" in skipped[0]["label"]
+    assert len(skipped) == 3 and "8 convs, 256 ch" in skipped[0]["label"]  # paper-scale heads
     assert any("Table 1" in n for n in t["notes"])
     errors = tables["same_baseline_errors"]
     assert errors["gains"][1]["cells"]["dAP_FN"]["measured"] == pytest.approx(
@@ -284,16 +286,16 @@ def test_same_baseline_tables_have_no_paper_side_and_gains_per_loss(tmp_path):
     assert "no paper has this table" in md and "| paper |" not in md
     assert "Each loss against the baseline" in md
     gain_lines = [x for x in md.splitlines() if "− baseline" in x]
-    assert len(gain_lines) == 3 and all(x.count("|") == 6 for x in gain_lines)  # label + 4 cols
+    assert len(gain_lines) == 4 and all(x.count("|") == 6 for x in gain_lines)  # label + 4 cols
     cost_md = render_markdown(cost, "embedded")
-    assert sum("− baseline" in x for x in cost_md.splitlines()) == 3
+    assert sum("− baseline" in x for x in cost_md.splitlines()) == 4
     tex = render_latex(t, "embedded")
     assert "beside the paper" not in tex
     assert tex.count(r"\\") == len(t["rows"]) + len(gains) + 1  # one header row: no paper
     html = render_report([t, cost], [], scale="embedded", provenance={
         "git_revision": "abc", "git_dirty": False, "generated": "now", "config_yaml": "",
         "runs": []})
-    assert html.count("− baseline") == 6 and "Each loss against the baseline" in html
+    assert html.count("− baseline") == 8 and "Each loss against the baseline" in html
 
 
 def test_cac_table_shows_miou_beside_the_readme_and_both_gains(tmp_path):

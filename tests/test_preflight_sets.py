@@ -64,7 +64,7 @@ def test_a_count_below_one_is_one_line(tmp_path, capsys):
 
 
 def test_preflight_dry_run_plans_the_paper_matrix_on_stand_ins(tmp_path):
-    """scale=preflight: all 32 paper trainings on one CPU process each, from generated data
+    """scale=preflight: all 33 paper trainings (the same-baseline comparison's 3 included) on one CPU process each, from generated data
     through the real data rules and stand-in weights through the real converters; no fetch."""
     import yaml
 
@@ -76,8 +76,8 @@ def test_preflight_dry_run_plans_the_paper_matrix_on_stand_ins(tmp_path):
                     "resources/coco_occ/instances_val2017_occ.json").stdout
     jobs = planned_jobs(out)
     config = yaml.safe_load((wd / "config.yaml").read_text())
-    assert len(expand(config, "preflight").runs) == 32
-    assert jobs["train_detectron2"] + jobs["train_mmdet"] == 32
+    assert len(expand(config, "preflight").runs) == 33
+    assert jobs["train_detectron2"] + jobs["train_mmdet"] == 33
     assert {k: v for k, v in jobs.items() if "weights" in k or "preflight" in k} == {
         "preflight_cityscapes": 1, "preflight_coco": 1, "standin_weights_msra_r50": 1,
         "standin_weights_coco_mask_rcnn_r50_fpn_3x": 1, "standin_weights_torchvision_r50": 1,

@@ -359,13 +359,13 @@ def test_schedule_warnings_catch_a_length_override_the_lr_steps_do_not_follow():
     assert schedule_warnings(load_config(str(CONFIGS / "cityscapes" / "refinemask_r50_fpn.py"),
                                          None)) == []
     longer = schedule_warnings(load_config(str(EMBEDDED), {"train_cfg.max_iters": 400}))
-    assert longer == ["param_scheduler[1] (MultiStepLR) ends at iteration 200, before "
+    assert longer == ["param_scheduler[1] (MultiStepLR) ends at iteration 150, before "
                       "train_cfg.max_iters=400: the LR stays where it is from there; override "
                       "its end and milestones too"]
     shorter = schedule_warnings(load_config(str(EMBEDDED), {"train_cfg.max_iters": 100}))
-    assert shorter == ["param_scheduler[1] (MultiStepLR) ends at iteration 200, past "
+    assert shorter == ["param_scheduler[1] (MultiStepLR) ends at iteration 150, past "
                        "train_cfg.max_iters=100: override its end too",
-                       "param_scheduler[1] (MultiStepLR): milestone(s) [150] never reached in "
+                       "param_scheduler[1] (MultiStepLR): milestone(s) [112] never reached in "
                        "100 iterations: override its milestones too"]
     # Overriding the steps with the length is the fix, and silences it.
     fixed = load_config(str(EMBEDDED), {"train_cfg.max_iters": 100})

@@ -43,9 +43,10 @@ import torch
 from torch import nn
 
 from .cac import (ANCHOR_PICKINGS, CACLoss, CACProjectionHead, CLASS_REDUCTIONS, HARD_PIXELS,
-                  POSITIVE_NORMALIZERS, _check_choice, _check_one_device, _zero_like_inputs,
+                  POSITIVE_NORMALIZERS, _check_choice, _zero_like_inputs,
                   reduce_classes, select_anchors, weighted_contrast)
 from .infonce import l2_normalize
+from .roi_inputs import check_roi_inputs
 from .sampling import _check_count
 from .settings import LossSettings, _check_real
 
@@ -205,28 +206,7 @@ class CACMaskLoss(nn.Module):
         if mask_logits is None:
             raise ValueError("CAC needs mask_logits [R, H, W] (its class probabilities and "
                              "pair confidences); the adapter must pass the mask head's logits")
-        for name, t, hint in (("features", features, "[R, C, H, W]"),
-                              ("mask_logits", mask_logits, "[R, H, W]")):
-            if not isinstance(t, torch.Tensor) or not t.is_floating_point():
-                kind = t.dtype if isinstance(t, torch.Tensor) else type(t).__name__
-                raise TypeError(f"{name} must be a floating torch.Tensor {hint}, got {kind}")
-        if not isinstance(gt_masks, torch.Tensor) or gt_masks.dtype != torch.bool:
-            kind = gt_masks.dtype if isinstance(gt_masks, torch.Tensor) else type(gt_masks).__name__
-            raise TypeError(f"gt_masks must be a bool torch.Tensor [R, H, W], got {kind}; "
-                            "threshold it explicitly (e.g. masks >= 0.5)")
-        if features.dim() != 4 or gt_masks.dim() != 3 or mask_logits.dim() != 3:
-            raise ValueError(
-                "expected features [R, C, H, W], gt_masks and mask_logits [R, H, W], got "
-                f"{tuple(features.shape)}, {tuple(gt_masks.shape)}, {tuple(mask_logits.shape)}")
-        r, c, h, w = features.shape
-        if gt_masks.shape != (r, h, w) or mask_logits.shape != (r, h, w):
-            raise ValueError(
-                f"features {tuple(features.shape)}, gt_masks {tuple(gt_masks.shape)} and "
-                f"mask_logits {tuple(mask_logits.shape)} disagree in R, H or W")
-        if c != self.channels:
-            raise ValueError(f"features have C={c} channels {tuple(features.shape)} but the "
-                             f"loss was built with channels={self.channels}")
-        _check_one_device(features, gt_masks, mask_logits)
+        check_roi_inputs(features, gt_masks, self.channels, mask_logits)
 
     def forward(
         self,

@@ -72,9 +72,12 @@ def check_roi_inputs(
         if not isinstance(mask_logits, torch.Tensor) or not mask_logits.is_floating_point():
             raise TypeError(f"mask_logits must be a floating torch.Tensor [R, H, W], got "
                             f"{_kind(mask_logits)}")
+        if mask_logits.dim() != 3:
+            raise ValueError("expected features [R, C, H, W], gt_masks and mask_logits [R, H, W], "
+                             f"got mask_logits {tuple(mask_logits.shape)}")
         if mask_logits.shape != (r, h, w):
-            raise ValueError(f"mask_logits {tuple(mask_logits.shape)} must be [R, H, W] = "
-                             f"{(r, h, w)}")
+            raise ValueError(f"features {tuple(features.shape)} and mask_logits "
+                             f"{tuple(mask_logits.shape)} disagree in R, H or W")
         if mask_logits.device != features.device:
             raise ValueError(f"mask_logits are on {mask_logits.device} but features are on "
                              f"{features.device}")

@@ -81,6 +81,8 @@ def train_resume_predict(embedded_dataset, train_net, tmp_path):
         log = train_net(*flags, "--resume", *opts, "SOLVER.MAX_ITER", "6")
         assert "Starting training from iteration 3" in log.stdout + log.stderr
         assert (run_dir / "model_final.pth").is_file()
+        # TEST.EVAL_PERIOD 0: no inference inside training (the predict step below does it).
+        assert not list(run_dir.glob("predictions_*.json")), "the trainer evaluated at the end"
         cost = json.loads((run_dir / "train_cost.json").read_text())
         assert cost["framework"] == "detectron2" and cost["max_iter"] == 6
         events = [json.loads(line)

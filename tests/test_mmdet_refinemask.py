@@ -358,18 +358,22 @@ def test_schedule_warnings_catch_a_length_override_the_lr_steps_do_not_follow():
     assert schedule_warnings(load_config(str(EMBEDDED), None)) == []
     assert schedule_warnings(load_config(str(CONFIGS / "cityscapes" / "refinemask_r50_fpn.py"),
                                          None)) == []
+    # The embedded schedule's own length and LR step, so the test follows its trims.
+    base = load_config(str(EMBEDDED), None)
+    n, (step,) = base.train_cfg.max_iters, base.param_scheduler[1].milestones
+    short = step - 5
     longer = schedule_warnings(load_config(str(EMBEDDED), {"train_cfg.max_iters": 400}))
-    assert longer == ["param_scheduler[1] (MultiStepLR) ends at iteration 150, before "
+    assert longer == [f"param_scheduler[1] (MultiStepLR) ends at iteration {n}, before "
                       "train_cfg.max_iters=400: the LR stays where it is from there; override "
                       "its end and milestones too"]
-    shorter = schedule_warnings(load_config(str(EMBEDDED), {"train_cfg.max_iters": 100}))
-    assert shorter == ["param_scheduler[1] (MultiStepLR) ends at iteration 150, past "
-                       "train_cfg.max_iters=100: override its end too",
-                       "param_scheduler[1] (MultiStepLR): milestone(s) [112] never reached in "
-                       "100 iterations: override its milestones too"]
+    shorter = schedule_warnings(load_config(str(EMBEDDED), {"train_cfg.max_iters": short}))
+    assert shorter == [f"param_scheduler[1] (MultiStepLR) ends at iteration {n}, past "
+                       f"train_cfg.max_iters={short}: override its end too",
+                       f"param_scheduler[1] (MultiStepLR): milestone(s) [{step}] never reached in "
+                       f"{short} iterations: override its milestones too"]
     # Overriding the steps with the length is the fix, and silences it.
-    fixed = load_config(str(EMBEDDED), {"train_cfg.max_iters": 100})
-    fixed.param_scheduler[1].update(end=100, milestones=[75])
+    fixed = load_config(str(EMBEDDED), {"train_cfg.max_iters": short})
+    fixed.param_scheduler[1].update(end=short, milestones=[short * 3 // 4])
     assert schedule_warnings(fixed) == []
     epochs = load_config(str(CONFIGS / "cityscapes" / "refinemask_r50_fpn.py"),
                          {"train_cfg.max_epochs": 4})

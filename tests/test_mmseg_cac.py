@@ -21,10 +21,18 @@ sys.path.insert(0, str(MMSEG))  # dcl_mmseg without the editable install too
 pytest.importorskip("mmseg")
 import dcl_mmseg  # noqa: E402  (registers the plug-in)
 from mmengine.config import Config  # noqa: E402
-from mmengine.registry import init_default_scope  # noqa: E402
+from mmengine.registry import DefaultScope, init_default_scope  # noqa: E402
 from mmseg.registry import MODELS  # noqa: E402
 
 CONFIGS = MMSEG / "configs"
+
+
+@pytest.fixture(autouse=True)
+def _no_mmseg_scope_after_the_test():
+    # init_default_scope("mmseg") is process-wide: without this, a later test building from
+    # mmdet's registry (tests/test_contrastmask_mmdet.py after this file) looks in mmseg's.
+    with DefaultScope.overwrite_default_scope("mmseg"):
+        yield
 
 
 class _Logger:

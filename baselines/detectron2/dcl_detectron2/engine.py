@@ -15,6 +15,7 @@ import yaml
 
 from detectron2.config import get_cfg
 from detectron2.engine import DefaultTrainer, default_setup
+from detectron2.engine.hooks import EvalHook
 from detectron2.solver.build import get_default_optimizer_params, maybe_add_gradient_clipping
 from detectron2.utils.events import CommonMetricPrinter, JSONWriter, TensorboardXWriter
 
@@ -58,6 +59,11 @@ class Trainer(DefaultTrainer):
         # strict loading (DefaultTrainer.__init__ sets self.cfg before calling build_hooks).
         self.checkpointer = ResumableCheckpointer.like(self.checkpointer, cfg=self.cfg)
         hooks = super().build_hooks()
+        if self.cfg.TEST.EVAL_PERIOD <= 0:
+            # detectron2 still evaluates once after the last iteration when the period is 0; the
+            # workflow's predict rule already runs that inference on model_final.pth, and at
+            # paper scale a second pass over COCO val costs minutes of GPU time per run.
+            hooks = [h for h in hooks if not isinstance(h, EvalHook)]
         # Before the writers (the last hooks), so the cost file exists once training ends.
         hooks.insert(-1, TrainingCostHook(self.cfg.OUTPUT_DIR, self.cfg.MODEL.DEVICE,
                                           self.cfg.SOLVER.IMS_PER_BATCH))

@@ -1,6 +1,6 @@
 # Embedded scale: ContrastMask R18-FPN, voc -> nonvoc, trained from scratch on the small real
 # dataset on a CPU, on the shared embedded body and schedule (_base_/embedded_r18_fpn.py: GN,
-# R-18, 128-channel FPN, small images, 200 iterations x 2 images, checkpoints for --resume).
+# R-18, 128-channel FPN, small images, `max_iters` x 2 images, checkpoints for --resume).
 # Heads narrowed to fit the CPU budget: 64-channel box convs, a 64-channel mask head, a
 # 32-channel contrastive encoder/projector (loss_contrastmask embed_channels; its 8 convs and
 # every other setting official) and 32 sampled RoIs per image (the encoder and the non-local

@@ -1,6 +1,6 @@
 # Embedded scale: RefineMask R18-FPN trained from scratch on the small real dataset, on a CPU,
 # on the shared embedded body and schedule (_base_/embedded_r18_fpn.py: GN, R-18, 128-channel
-# FPN, small images, 200 iterations x 2 images, checkpoints for --resume). Narrow heads: a
+# FPN, small images, `max_iters` x 2 images, checkpoints for --resume). Narrow heads: a
 # 64-channel mask head, so stages of 64 -> 32 -> 16 -> 8 channels and a 32-channel first fusion
 # stage, where DCL applies.
 _base_ = ['../_base_/refinemask_r50_fpn.py', '../_base_/runtime.py',

@@ -147,6 +147,41 @@ def _box_iou(a, b) -> float:
     return inter / (aw * ah + bw * bh - inter)
 
 
+def _coco_image(rng, height: int, width: int, num_categories: int, occlusion: bool = False):
+    """One COCO-style image: float32 ``[H, W, 3]`` RGB in 0-255 (a smooth colour field with 2-5
+    textured ellipses), and per ellipse ``(polygon, bool mask [H, W], category index)``. With
+    ``occlusion`` the second ellipse overlaps the first (box IoU >= 0.25)."""
+    image = _background(rng, height, width, [(0.0, 1.0, tuple(rng.uniform(60, 200, 3)))])
+    shapes = []
+    for j in range(int(rng.integers(2, 6))):
+        if j == 1 and occlusion:
+            cx, cy, rx, ry = shapes[0]
+            shapes.append((cx + 0.6 * rx, cy, rx, ry))
+        else:
+            shapes.append((rng.uniform(0.2, 0.8) * width, rng.uniform(0.2, 0.8) * height,
+                           rng.uniform(0.08, 0.2) * width, rng.uniform(0.08, 0.2) * height))
+    drawn = []
+    for cx, cy, rx, ry in shapes:
+        poly = _ellipse(cx, cy, rx, ry)
+        mask = _raster(poly, height, width)
+        k = int(rng.integers(num_categories))
+        image[mask] = np.clip(rng.uniform(0, 255, 3) + rng.normal(0, 15, (int(mask.sum()), 3)), 0, 255)
+        drawn.append((poly, mask, k))
+    return image, drawn
+
+
+def sample_images(num: int, height: int = 480, width: int = 640, seed: int = 0) -> np.ndarray:
+    """``num`` images drawn as :func:`make_coco` draws its images: uint8 ``[num, H, W, 3]`` RGB.
+
+    What the preflight's stand-in weights estimate their batch-norm statistics on
+    (dcl_detectron2.synthetic_weights), so the statistics are those of the images the preflight
+    trains on. Raises DatasetError for ``num`` below 1.
+    """
+    _check_counts({"images": num})
+    rng = np.random.default_rng(seed)
+    return np.stack([_coco_image(rng, height, width, 1)[0].astype(np.uint8) for _ in range(num)])
+
+
 def make_coco(root: str | Path, counts: Dict[str, int] | None = None, seed: int = 0) -> Dict[str, int]:
     """Write a COCO 2017 tree under ``root`` (sizes 640 x 480 or 480 x 640, as most COCO
     images). Returns ``{split: instances written}``; raises DatasetError for a count below 1."""
@@ -164,20 +199,9 @@ def make_coco(root: str | Path, counts: Dict[str, int] | None = None, seed: int 
         folder.mkdir(parents=True, exist_ok=True)
         for _ in range(n):
             height, width = (480, 640) if rng.random() < 0.7 else (640, 480)
-            image = _background(rng, height, width, [(0.0, 1.0, tuple(rng.uniform(60, 200, 3)))])
-            shapes = []
-            for j in range(int(rng.integers(2, 6))):
-                if j == 1 and split == "val":  # overlap the first instance: an occlusion pair
-                    cx, cy, rx, ry = shapes[0]
-                    shapes.append((cx + 0.6 * rx, cy, rx, ry))
-                else:
-                    shapes.append((rng.uniform(0.2, 0.8) * width, rng.uniform(0.2, 0.8) * height,
-                                   rng.uniform(0.08, 0.2) * width, rng.uniform(0.08, 0.2) * height))
-            for cx, cy, rx, ry in shapes:
-                poly = _ellipse(cx, cy, rx, ry)
-                mask = _raster(poly, height, width)
-                category = categories[int(rng.integers(len(categories)))]
-                image[mask] = np.clip(rng.uniform(0, 255, 3) + rng.normal(0, 15, (int(mask.sum()), 3)), 0, 255)
+            image, drawn = _coco_image(rng, height, width, len(categories), occlusion=split == "val")
+            for poly, mask, k in drawn:
+                category = categories[k]
                 flat = [v for p in poly for v in p]
                 rle = mask_utils.merge(mask_utils.frPyObjects([flat], height, width))
                 x, y, w, h = (float(v) for v in mask_utils.toBbox(rle))

@@ -18,7 +18,7 @@ from detectron2.checkpoint import DetectionCheckpointer  # noqa: E402
 from detectron2.modeling import build_model  # noqa: E402
 
 from dcl_detectron2.checkpoint import enforce_strict_loading  # noqa: E402
-from dcl_detectron2.synthetic import synthetic_batch  # noqa: E402
+from dcl_data.preflight_sets import sample_images  # noqa: E402
 from dcl_detectron2.synthetic_weights import write  # noqa: E402
 from detectron2_inputs import project_cfg  # noqa: E402
 
@@ -37,12 +37,18 @@ def _load(config, path, *opts):
 
 @torch.no_grad()
 def _stage_std(model, cfg):
-    image = synthetic_batch(1, 256, 512, seed=3)[0]["image"]
-    if cfg.INPUT.FORMAT == "RGB":
-        image = image.flip(0)  # synthetic_batch paints the same value on every channel anyway
-    x = ((image - model.pixel_mean.cpu()) / model.pixel_std.cpu())[None]
+    """Std of every ResNet stage's output on two images the preflight could train on (drawn as
+    its generated datasets draw theirs, another seed than the estimation's)."""
+    rgb = torch.from_numpy(sample_images(2, 480, 640, seed=11)).permute(0, 3, 1, 2).float()
+    image = rgb if cfg.INPUT.FORMAT == "RGB" else rgb.flip(1)
+    x = (image - model.pixel_mean.cpu()[None]) / model.pixel_std.cpu()[None]
     bottom_up = getattr(model.backbone, "bottom_up", model.backbone)
     return {k: float(v.std()) for k, v in bottom_up(x).items()}
+
+
+# A trained ResNet keeps every stage's output near unit scale on its own kind of images. Stand-ins
+# estimated on i.i.d. pixel noise (the first version) measured res5 std 8.4 on these images.
+_NORMALISED = (0.2, 4.0)
 
 
 def test_msra_stand_in_loads_into_mask_rcnn_and_keeps_every_stage_normalised(tmp_path):
@@ -50,7 +56,7 @@ def test_msra_stand_in_loads_into_mask_rcnn_and_keeps_every_stage_normalised(tmp
     cfg, model = _load(CONFIGS / "cityscapes/mask_rcnn_R_50_FPN.yaml", path)
     std = _stage_std(model, cfg)
     assert set(std) == {"res2", "res3", "res4", "res5"}
-    assert all(0.05 < s < 20 for s in std.values()), std
+    assert all(_NORMALISED[0] < s < _NORMALISED[1] for s in std.values()), std
     # The same architecture with its default statistics (mean 0, var 1): activations explode.
     fresh = build_model(cfg)
     assert _stage_std(fresh, cfg)["res5"] > 100 * std["res5"]
@@ -64,7 +70,7 @@ def test_torchvision_stand_in_converts_and_loads_into_sparseinst(tmp_path):
                    check=True, capture_output=True, timeout=300)
     cfg, model = _load(CONFIGS / "coco/sparseinst_R_50.yaml", out)
     std = _stage_std(model, cfg)
-    assert all(0.05 < s < 20 for s in std.values()), std
+    assert all(_NORMALISED[0] < s < _NORMALISED[1] for s in std.values()), std
 
 
 def test_coco_stand_in_starts_table5s_coco_init_rows(tmp_path):

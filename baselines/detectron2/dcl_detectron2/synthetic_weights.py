@@ -7,6 +7,13 @@ in a trained network. Random convolutions with the default statistics (mean 0, v
 instead let activations grow with depth until detectron2 stops with "Predicted boxes or scores
 contain Inf/NaN" in the first iteration (found with bench_train_step.py at 1024 x 2048).
 
+The images are drawn as the preflight datasets draw theirs (dcl_data.preflight_sets.
+sample_images: smooth colour fields with textured ellipses, 480 x 640), because a random network
+normalises only the input statistics its BN was estimated on. Estimated on i.i.d. pixel noise
+instead, the same ResNet-50 fed the preflight's smooth COCO images grew to res5 std 8.4 (1.0 on
+the noise), and SparseInst started at loss_cls ~2000 and loss_mask ~1600 (2 images; 1464 and 957
+logged at iteration 4 of a 16-image preflight run), RefineMask at loss_semantic 79.
+
 Formats (config.yaml ``weights``):
 
 - ``torchvision_pth``: torchvision ``resnet50`` (``resnet50-0676ba61.pth``: no
@@ -29,13 +36,11 @@ import argparse
 import pickle
 import sys
 from pathlib import Path
-from typing import Dict
+from typing import Dict, Tuple
 
 import numpy as np
 import torch
 from torch import nn
-
-from .synthetic import synthetic_batch
 
 __all__ = ["FORMATS", "estimate_bn_statistics", "msra_r50", "coco_mask_rcnn", "torchvision_weights",
            "write"]
@@ -44,11 +49,15 @@ FORMATS = ("torchvision_pth", "detectron2_msra_pkl", "detectron2_pkl")
 _IMAGENET_MEAN_RGB = (123.675, 116.28, 103.53)
 _IMAGENET_STD_RGB = (58.395, 57.12, 57.375)
 _MSRA_MEAN_BGR = (103.53, 116.28, 123.675)
+# Estimation batch: COCO's common image size; 8 images give every res5 channel 2,400 samples.
+_NUM_IMAGES, _SIZE = 8, (480, 640)
 
 
-def _images(num: int, size: int, seed: int) -> torch.Tensor:
-    """``[num, 3, size, size]`` float images in 0-255 (synthetic_batch: noise and ellipses)."""
-    return torch.stack([d["image"] for d in synthetic_batch(num, size, seed=seed)])
+def _images(num: int, size: Tuple[int, int], seed: int) -> torch.Tensor:
+    """``[num, 3, H, W]`` float RGB images in 0-255, drawn as the preflight's COCO images."""
+    from dcl_data.preflight_sets import sample_images
+
+    return torch.from_numpy(sample_images(num, *size, seed=seed)).permute(0, 3, 1, 2).float()
 
 
 @torch.no_grad()
@@ -71,10 +80,10 @@ def _normalised(images: torch.Tensor, mean, std) -> torch.Tensor:
     return (images - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
 
 
-def torchvision_weights(arch: str = "resnet50", seed: int = 0, images: int = 8,
-                        size: int = 224) -> Dict[str, torch.Tensor]:
+def torchvision_weights(arch: str = "resnet50", seed: int = 0, images: int = _NUM_IMAGES,
+                        size: Tuple[int, int] = _SIZE) -> Dict[str, torch.Tensor]:
     """A torchvision classifier's state dict (``resnet50`` or ``swin_t``), statistics estimated
-    on ``images`` generated ``size`` x ``size`` RGB images, ImageNet mean/std."""
+    on ``images`` generated RGB images of ``size`` (H, W), ImageNet mean/std."""
     import torchvision.models as tvm
 
     torch.manual_seed(seed)
@@ -113,7 +122,8 @@ def _caffe2_name(d2_key: str) -> str:
     return f"{base}_{suffix[parts[3]]}"
 
 
-def msra_r50(seed: int = 0, images: int = 8, size: int = 224) -> Dict[str, np.ndarray]:
+def msra_r50(seed: int = 0, images: int = _NUM_IMAGES,
+             size: Tuple[int, int] = _SIZE) -> Dict[str, np.ndarray]:
     """MSRA R-50 in Caffe2 layout: ``{caffe2 name: float32 ndarray}``, BN folded (FrozenBN's
     scale = gamma / sqrt(var + eps), bias = beta - mean * scale), plus ``fc1000_w``/``_b``."""
     torch.manual_seed(seed)

@@ -158,9 +158,14 @@ def test_smoke_workflow_end_to_end_and_resume_after_kill(tmp_path):
     # 1. Start the DCL training and interrupt the whole job tree (as Ctrl-C or a scheduler's
     #    time limit would) once a checkpoint exists.
     console = open(tmp_path / "first_run.log", "w")  # a file: an unread pipe could fill up
+    # SIGINT back to its default in the child: a shell starting the tests in the background
+    # (`cmd &` without job control) leaves it ignored, the ignore is inherited through exec, and
+    # Python then installs no KeyboardInterrupt handler, so neither Snakemake nor the training
+    # would stop.
     proc = subprocess.Popen(SNAKEMAKE + ["--directory", str(wd), "--cores", "2", target],
                             env=ENV, cwd=wd, stdout=console, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+                            start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         assert _wait_for(lambda: (run_dir / "last_checkpoint").exists(), 300, proc), \
             "no checkpoint appeared"

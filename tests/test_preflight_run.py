@@ -75,9 +75,9 @@ def _finite(values) -> bool:
 # preset's 4 iterations but of one image per process (IMS_PER_BATCH 4 over the 4 reference GPUs),
 # and RefineMask trains one epoch over one image. The per-GPU batch itself (memory) is the full
 # preflight's to prove. At the preset's batches the Swin-T job alone ran past 10 minutes on a
-# busy 2-core machine. Cut so, on 2 cores beside another preflight training (2026-11-30): 12 min
-# in all; the trainings 170 s (Mask R-CNN Cityscapes), 121 s (Swin-T), 57 s (SparseInst),
-# 91 s (RefineMask), peak RSS 2.6-4.6 GB each.
+# busy 2-core machine. Cut so, on 2 quiet cores (2026-11-30): 5 min 49 s in all; the trainings
+# 81 s (Mask R-CNN Cityscapes), 46 s (Swin-T), 23 s (SparseInst), 44 s (RefineMask), peak RSS
+# 2.5-4.0 GiB each (12 min beside another preflight training).
 CI_OPTS = {"detectron2": ["SOLVER.IMS_PER_BATCH", "4"],
            "mmdet": ["train_dataloader.dataset.dataset.indices=1"]}
 
